@@ -1,0 +1,139 @@
+// Fiber<T>: a shared handle to a fiber; fork/fork_daemon start fibers from a
+// fiber; interrupt_all and disconnect.
+#pragma once
+
+#include <weft/detail/fiber_core.hpp>
+#include <weft/exit.hpp>
+#include <weft/fiber_id.hpp>
+
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace weft {
+
+// ForkOptions is the optional last argument of fork, fork_daemon and spawn.
+struct ForkOptions {
+  std::string name;              // shown in dumps, traces and overflow reports
+  std::size_t stack_size = 0;    // 0: the runtime's default; otherwise >= 16 KiB
+  bool uninterruptible = false;  // start masked (for race-free acquisition)
+};
+
+// Fiber<T> is a copyable handle sharing ownership of a fiber returning T.
+template <class T>
+class Fiber {
+ public:
+  // Fiber() is an empty handle; using it throws std::logic_error.
+  Fiber() noexcept = default;
+  // Fiber(ref) adopts a fiber reference (used by fork/spawn).
+  explicit Fiber(detail::FiberRef ref) noexcept : ref_(std::move(ref)) {}
+
+  // id() is the fiber's id.
+  FiberId id() const { return core().id(); }
+  // done() is true once the fiber's Exit is published.
+  bool done() const { return core().done(); }
+  // poll() is the Exit if the fiber ended, without waiting.
+  std::optional<Exit<T>> poll() const {
+    if (!core().done()) return std::nullopt;
+    return take();
+  }
+  // await() waits for the end (finalizers and children included) and returns the Exit.
+  Exit<T> await() {
+    core().await_done();
+    return take();
+  }
+  // join() is await().value(): the value, or the cause rethrown.
+  T join() {
+    if constexpr (std::is_void_v<T>) {
+      await().value();
+    } else {
+      return std::move(await().value());
+    }
+  }
+  // interrupt() requests interruption, waits for the end and returns the Exit.
+  Exit<T> interrupt() {
+    detail::FiberCore& c = core();
+    c.request_interrupt(detail::current_id());
+    if (&c == detail::current_fiber()) detail::interrupt_self_and_check(c);
+    c.await_done();
+    return take();
+  }
+  // interrupt_fork() requests interruption and returns at once.
+  void interrupt_fork() { core().request_interrupt(detail::current_id()); }
+  // valid() is false for an empty or moved-from handle.
+  bool valid() const noexcept { return static_cast<bool>(ref_); }
+  // core() is the control block (for combinators).
+  detail::FiberState<T>& core() const {
+    if (!ref_) [[unlikely]]
+      throw std::logic_error("weft::Fiber: use of an empty or moved-from fiber handle");
+    return static_cast<detail::FiberState<T>&>(*ref_.get());
+  }
+
+ private:
+  Exit<T> take() const {
+    if constexpr (std::is_copy_constructible_v<Exit<T>>) {
+      return core().exit();
+    } else {
+      return detail::take_move_only_exit(core());
+    }
+  }
+  detail::FiberRef ref_;
+};
+
+namespace detail {
+// make_fiber() allocates the control block for f (not yet started).
+template <class F>
+auto make_fiber(Scheduler& s, FiberCore* parent, const ForkOptions& o, F&& f) {
+  using R = std::invoke_result_t<std::decay_t<F>&>;
+  check_stack_size(o.stack_size, "ForkOptions::stack_size");
+  return new FiberTask<R, std::decay_t<F>>(s, parent, o, std::forward<F>(f));
+}
+}  // namespace detail
+
+// fork() starts f as a child of the current fiber. It never switches: the
+// child runs at the parent's next yield point at the earliest, or sooner on a
+// worker that steals it. Outside a fiber it throws std::logic_error.
+template <class F>
+auto fork(F&& f, ForkOptions options = {}) -> Fiber<std::invoke_result_t<std::decay_t<F>&>> {
+  using R = std::invoke_result_t<std::decay_t<F>&>;
+  detail::FiberCore* parent = detail::current_fiber();
+  if (parent == nullptr) throw std::logic_error("weft::fork called outside any fiber; use Runtime::spawn");
+  auto* core = detail::make_fiber(parent->scheduler(), parent, options, std::forward<F>(f));
+  Fiber<R> handle{detail::FiberRef(core)};
+  detail::start_fiber(core, /*root=*/false);
+  return handle;
+}
+
+// fork_daemon() starts f as a child of the runtime: it outlives its forker and
+// is interrupted only by the Runtime's destructor (or explicitly).
+template <class F>
+auto fork_daemon(F&& f, ForkOptions options = {})
+    -> Fiber<std::invoke_result_t<std::decay_t<F>&>> {
+  using R = std::invoke_result_t<std::decay_t<F>&>;
+  detail::Scheduler& s = detail::require_scheduler("weft::fork_daemon");
+  auto* core = detail::make_fiber(s, nullptr, options, std::forward<F>(f));
+  Fiber<R> handle{detail::FiberRef(core)};
+  detail::start_fiber(core, /*root=*/true);
+  return handle;
+}
+
+// interrupt_all() requests interruption of every fiber, then awaits them all.
+template <class T>
+void interrupt_all(std::span<Fiber<T>> fibers) {
+  for (Fiber<T>& f : fibers) f.interrupt_fork();
+  for (Fiber<T>& f : fibers) f.core().await_done();
+}
+
+// disconnect() runs f in a daemon fiber and awaits it; an interrupt of the
+// caller returns at once (throwing Interrupted) while f finishes in the background.
+template <class F>
+auto disconnect(F&& f) -> std::invoke_result_t<std::decay_t<F>&> {
+  return fork_daemon(std::forward<F>(f)).join();
+}
+
+}  // namespace weft

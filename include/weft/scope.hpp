@@ -1,0 +1,61 @@
+// Scope: the RAII nursery (DESIGN.md 3.6). Children forked through a scope
+// may borrow locals declared before it. join() awaits them all and rethrows
+// the failure (one: the original exception; several: CauseError); the first
+// child failure interrupts the others; the destructor interrupts and awaits
+// whatever is still running, and reports a failure nobody joined.
+#pragma once
+
+#include <weft/detail/fiber_core.hpp>
+#include <weft/fiber.hpp>
+
+#include <atomic>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace weft {
+
+// Scope owns the fibers forked through it.
+class Scope {
+ public:
+  // Scope() opens a nursery in the current fiber (std::logic_error elsewhere).
+  Scope();
+  // ~Scope() interrupts and awaits the children still running.
+  ~Scope();
+  Scope(const Scope&) = delete;
+  Scope& operator=(const Scope&) = delete;
+
+  // fork() starts f as a child of the current fiber owned by this scope.
+  template <class F>
+  auto fork(F&& f, ForkOptions options = {}) -> Fiber<std::invoke_result_t<std::decay_t<F>&>> {
+    using R = std::invoke_result_t<std::decay_t<F>&>;
+    auto body = [this, fn = std::forward<F>(f)]() mutable -> R {
+      try {
+        return fn();
+      } catch (const Interrupted&) {
+        throw;
+      } catch (...) {
+        child_failed();
+        throw;
+      }
+    };
+    Fiber<R> child = weft::fork(std::move(body), std::move(options));
+    add(&child.core());
+    return child;
+  }
+  // join() awaits every child; rethrows one failure as is, several as CauseError.
+  void join();
+
+ private:
+  void add(detail::FiberCore* child);
+  void child_failed() noexcept;
+  Cause collect_failures();
+
+  detail::FiberCore* owner_;
+  detail::SpinLock lock_;
+  std::vector<detail::FiberRef> children_;  // guarded by lock_
+  std::size_t reported_ = 0;                // children whose failures join() reported
+  std::atomic<bool> failed_{false};
+};
+
+}  // namespace weft

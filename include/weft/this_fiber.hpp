@@ -1,0 +1,43 @@
+// this_fiber: operations on the current fiber. Every blocking call here is a
+// yield point: it throws weft::Interrupted when an interrupt is pending and
+// the fiber is interruptible. On a plain thread they act on the thread.
+#pragma once
+
+#include <weft/detail/fiber_core.hpp>
+#include <weft/fiber_id.hpp>
+
+#include <chrono>
+#include <stop_token>
+
+namespace weft {
+namespace detail {
+// tls_current_fiber is the fiber running on this thread (set by the worker).
+extern thread_local constinit FiberCore* tls_current_fiber;
+}  // namespace detail
+
+namespace this_fiber {
+
+// id() is the current fiber's id (a plain thread has one too).
+FiberId id() noexcept;
+// yield() lets other fibers run; a yield point.
+void yield();
+// sleep_for() suspends the fiber for d; a yield point.
+void sleep_for(std::chrono::nanoseconds d);
+// sleep_until() suspends the fiber until t; a yield point.
+void sleep_until(std::chrono::steady_clock::time_point t);
+// check_interrupt() is an explicit stop point for CPU loops: a load and a
+// branch when nothing is pending.
+inline void check_interrupt() {
+  detail::FiberCore* f = detail::tls_current_fiber;
+  if (f != nullptr) f->throw_if_interrupted();
+}
+// interruptible() is the current interruptibility (false in masks and in
+// finalizers while unwinding; false on a plain thread).
+bool interruptible() noexcept;
+// interrupt_requested() is true when an interrupt is pending (never throws).
+bool interrupt_requested() noexcept;
+// stop_token() fires when this fiber is interrupted (never on a plain thread).
+std::stop_token stop_token();
+
+}  // namespace this_fiber
+}  // namespace weft

@@ -1,0 +1,81 @@
+#include <weft/scope.hpp>
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <exception>
+
+namespace weft {
+
+Scope::Scope() : owner_(detail::current_fiber()) {
+  if (owner_ == nullptr) throw std::logic_error("weft::Scope created outside any fiber");
+}
+
+void Scope::add(detail::FiberCore* child) {
+  child->retain();
+  detail::FiberRef ref(child);
+  std::lock_guard lk(lock_);
+  children_.push_back(std::move(ref));
+}
+
+void Scope::child_failed() noexcept {
+  // DESIGN 3.6: the first child failure interrupts the rest.
+  if (failed_.exchange(true, std::memory_order_acq_rel)) return;
+  detail::FiberCore* self = detail::current_fiber();
+  std::vector<detail::FiberRef> others;
+  {
+    std::lock_guard lk(lock_);
+    others = children_;
+  }
+  for (auto& c : others)
+    if (c.get() != self) c->request_interrupt(owner_->id());
+}
+
+Cause Scope::collect_failures() {
+  Cause failures;
+  std::lock_guard lk(lock_);
+  for (; reported_ < children_.size(); ++reported_) {
+    auto& c = children_[reported_];
+    if (!c->done()) break;
+    // A child interrupted by the scope (or anyone) is not a failure.
+    Cause cause = c->exit_cause();
+    if (cause.has_failure()) failures = Cause::parallel(std::move(failures), std::move(cause));
+  }
+  return failures;
+}
+
+void Scope::join() {
+  for (std::size_t i = 0;; ++i) {
+    detail::FiberRef c;
+    {
+      std::lock_guard lk(lock_);
+      if (i >= children_.size()) break;
+      c = children_[i];
+    }
+    c->await_done();
+  }
+  Cause failures = collect_failures();
+  if (failures.empty()) return;
+  const auto all = failures.failures();
+  if (all.size() == 1) std::rethrow_exception(all.front());
+  throw CauseError(std::move(failures));
+}
+
+Scope::~Scope() {
+  std::vector<detail::FiberRef> children;
+  {
+    std::lock_guard lk(lock_);
+    children = children_;
+  }
+  for (auto& c : children)
+    if (!c->done()) c->request_interrupt(owner_->id());
+  for (auto& c : children) c->await_done_masked();
+  Cause unreported = collect_failures();
+  if (!unreported.empty()) {
+    std::fprintf(stderr, "weft::Scope of fiber %s: a child failure was never joined:\n%s\n",
+                 fmt::format("{}", owner_->id()).c_str(), unreported.pretty().c_str());
+    WEFT_ASSERT(std::uncaught_exceptions() > 0, "weft::Scope: a child failure was never joined");
+  }
+}
+
+}  // namespace weft

@@ -1,0 +1,313 @@
+// FiberCore: a fiber's life, interruption requests and delivery, supervision.
+// The state machine is in docs/internals.md.
+#include <weft/detail/fiber_core.hpp>
+#include <weft/fiber.hpp>
+
+#include "fiber/fiber_context.hpp"
+#include "scheduler/scheduler.hpp"
+
+#include <fmt/format.h>
+
+#include <exception>
+
+namespace weft::detail {
+
+namespace {
+std::atomic<std::uint64_t> g_next_id{1};  // ids are process-unique, not scheduler state
+#ifdef WEFT_DEBUG_ASSERTS
+std::atomic<std::int64_t> g_live_objects{0};  // debug leak counter, not scheduler state
+#endif
+void count_object([[maybe_unused]] int d) noexcept {
+#ifdef WEFT_DEBUG_ASSERTS
+  g_live_objects.fetch_add(d, std::memory_order_relaxed);
+#endif
+}
+}  // namespace
+
+std::int64_t live_fiber_objects() noexcept {
+#ifdef WEFT_DEBUG_ASSERTS
+  return g_live_objects.load(std::memory_order_relaxed);
+#else
+  return 0;
+#endif
+}
+
+FiberId new_fiber_id() noexcept {
+  return FiberId(g_next_id.fetch_add(1, std::memory_order_relaxed));
+}
+
+FiberId current_id() noexcept {
+  if (FiberCore* f = current_fiber()) return f->id();
+  thread_local const FiberId thread_id = new_fiber_id();
+  return thread_id;
+}
+
+Scheduler* current_scheduler() noexcept {
+  FiberCore* f = current_fiber();
+  return f != nullptr ? &f->scheduler() : nullptr;
+}
+
+Scheduler& require_scheduler(const char* what) {
+  Scheduler* s = current_scheduler();
+  if (s == nullptr)
+    throw std::logic_error(fmt::format("{} called outside any fiber; use Runtime::spawn", what));
+  return *s;
+}
+
+void check_stack_size(std::size_t size, const char* what) {
+  if (size != 0 && size < StackPool::kMinStackSize)
+    throw std::invalid_argument(fmt::format("weft: {} = {} is below the minimum of {} bytes",
+                                            what, size, StackPool::kMinStackSize));
+}
+
+FiberCore::FiberCore(Scheduler& scheduler, FiberCore* parent, const ForkOptions& options)
+    : id_(new_fiber_id()),
+      scheduler_(&scheduler),
+      parent_(parent),
+      name_(options.name),
+      stack_size_(options.stack_size != 0 ? options.stack_size : scheduler.default_stack_size()),
+      forked_uninterruptible_(options.uninterruptible),
+      interruptible_(!options.uninterruptible) {
+  new (context_storage_) FiberContext();
+  count_object(1);
+}
+
+FiberCore::~FiberCore() {
+  fiber_context(*this).~FiberContext();
+  count_object(-1);
+}
+
+void FiberCore::release() noexcept {
+  // acq_rel: the last owner sees every write made through other references.
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+}
+
+// ---------------------------------------------------------------------------
+// Starting
+
+void start_fiber(FiberCore* f, bool root) {
+  Scheduler& s = f->scheduler();
+  f->retain();  // the runtime's reference, dropped by the worker at the end
+  if (root) {
+    s.register_root(f);
+    if (!s.accepting()) f->request_interrupt(current_id());
+  } else {
+    f->parent()->retain();  // released when the child has unlinked itself
+    f->parent()->add_child(f);
+  }
+  if (Worker* w = s.current_worker()) {
+    w->add_live(1);
+    w->push_local(f);
+  } else {
+    s.add_live(1);
+    s.inject(f);
+  }
+}
+
+void FiberCore::add_child(FiberCore* child) noexcept {
+  std::lock_guard lk(children_lock_);
+  child->next_sibling_ = first_child_;
+  child->prev_sibling_ = nullptr;
+  if (first_child_ != nullptr) first_child_->prev_sibling_ = child;
+  first_child_ = child;
+}
+
+void FiberCore::remove_child(FiberCore* child) noexcept {
+  std::lock_guard lk(children_lock_);
+  if (child->prev_sibling_ != nullptr) child->prev_sibling_->next_sibling_ = child->next_sibling_;
+  else first_child_ = child->next_sibling_;
+  if (child->next_sibling_ != nullptr) child->next_sibling_->prev_sibling_ = child->prev_sibling_;
+  child->prev_sibling_ = child->next_sibling_ = nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// Running and ending (owner, on its own stack)
+
+void FiberCore::run_on_own_stack() noexcept {
+  started_ = true;
+  Cause cause = run_and_catch();
+  // DESIGN 3.5: the end of the body is an interruptible boundary.
+  if (cause.empty() && interrupt_pending() && !forked_uninterruptible_) cause = interrupt_cause();
+  cause = with_finalizer_failures(std::move(cause));
+  end_children();
+  publish(cause);
+  // Re-read the worker: the fiber may have migrated while ending.
+  switch_action_ = SwitchAction::exit;
+  context_exit(fiber_context(*this).ctx, worker_->sched_context());
+}
+
+Cause FiberCore::run_and_catch() noexcept {
+  Cause cause;
+  try {
+    run_body();
+  } catch (const Interrupted& e) {
+    cause = interrupt_pending() ? interrupt_cause() : e.cause();
+  } catch (...) {
+    cause = Cause::fail(std::current_exception());
+    if ((interrupt_flags_.load(std::memory_order_relaxed) & kDelivered) != 0)
+      cause = Cause::sequential(interrupt_cause(), std::move(cause));
+  }
+  // The callable's captures are finalizers too; they run masked.
+  interruptible_ = false;
+  destroy_callable();
+  return cause;
+}
+
+Cause FiberCore::with_finalizer_failures(Cause cause) noexcept {
+  for (auto& e : finalizer_failures_)
+    cause = Cause::sequential(std::move(cause), Cause::fail(e, "in finalizer"));
+  finalizer_failures_.clear();
+  return cause;
+}
+
+void FiberCore::add_finalizer_failure(std::exception_ptr e) {
+  finalizer_failures_.push_back(std::move(e));
+}
+
+void FiberCore::end_children() noexcept {
+  // DESIGN 3.5: interrupt the live fork children (attributed to us), await them.
+  interruptible_ = false;
+  for (;;) {
+    std::vector<FiberRef> children;
+    for_each_child([&](FiberCore* c) {
+      if (c->done()) return;
+      c->retain();
+      children.emplace_back(c);
+    });
+    if (children.empty()) return;
+    for (auto& c : children) c->request_interrupt(id_);
+    for (auto& c : children) c->await_done_masked();
+  }
+}
+
+void FiberCore::publish(const Cause& cause) noexcept {
+  store_exit(cause);
+  {
+    std::unique_lock lk(joiners_.lock());
+    done_.store(true, std::memory_order_release);
+    joiners_.wake_all_locked(lk);
+  }
+  if (parent_ != nullptr) {
+    FiberCore* parent = parent_;
+    parent->remove_child(this);
+    parent->release();
+  } else {
+    scheduler_->unregister_root(this);
+  }
+}
+
+void FiberCore::complete_unstarted() noexcept {
+  destroy_callable();
+  publish(interrupt_cause());
+}
+
+// ---------------------------------------------------------------------------
+// Suspension
+
+void FiberCore::suspend(SwitchAction action) noexcept {
+  switch_action_ = action;
+  context_switch(fiber_context(*this).ctx, worker_->sched_context());
+}
+
+void FiberCore::resume() noexcept {
+  RunState s = run_state_.load(std::memory_order_acquire);
+  for (;;) {
+    if (s == RunState::parking) {
+      // The owner is still switching out: its worker requeues it.
+      if (run_state_.compare_exchange_weak(s, RunState::notified, std::memory_order_acq_rel))
+        return;
+    } else {
+      WEFT_ASSERT(s == RunState::parked, "resume of fiber {} in state {}", id_, static_cast<int>(s));
+      if (run_state_.compare_exchange_weak(s, RunState::runnable, std::memory_order_acq_rel)) {
+        scheduler_->schedule(this);
+        return;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Awaiting
+
+void FiberCore::await_done() {
+  if (done()) return;
+  if (current_fiber() == this)
+    throw std::logic_error(fmt::format("weft: fiber {} awaits itself (it would wait forever)", id_));
+  std::unique_lock lk(joiners_.lock());
+  if (done_.load(std::memory_order_acquire)) return;
+  Waiter w;
+  if (joiners_.wait(lk, w) == WaitStatus::interrupted) throw_interrupted();
+  WEFT_ASSERT(done(), "await of fiber {} woke before its end", id_);
+}
+
+void FiberCore::await_done_masked() noexcept {
+  while (!done()) {
+    std::unique_lock lk(joiners_.lock());
+    if (done_.load(std::memory_order_acquire)) return;
+    Waiter w;
+    WaitOptions o;
+    o.interruptible = false;
+    joiners_.wait(lk, w, o);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Interruption
+
+void FiberCore::request_interrupt(FiberId by) {
+  std::stop_source* stop = nullptr;
+  {
+    std::lock_guard lk(interrupt_lock_);
+    interruptors_.push_back(by);
+    stop = stop_source_.get();
+  }
+  // seq_cst: pairs with the owner's seq_cst begin_wait() + flag read (Dekker).
+  interrupt_flags_.fetch_or(kPending, std::memory_order_seq_cst);
+  const std::uint64_t word = wait_word_.load(std::memory_order_seq_cst);
+  if ((word & kStatusMask) == static_cast<std::uint64_t>(WaitStatus::waiting) &&
+      (word & kInterruptibleBit) != 0) {
+    if (try_claim(word >> kEpochShift, WaitStatus::interrupted)) resume();
+  }
+  if (stop != nullptr) stop->request_stop();
+}
+
+Cause FiberCore::interrupt_cause() const {
+  std::lock_guard lk(interrupt_lock_);
+  Cause c;
+  for (FiberId by : interruptors_) c = Cause::parallel(std::move(c), Cause::interrupt(by));
+  return c;
+}
+
+std::stop_token FiberCore::stop_token() {
+  std::lock_guard lk(interrupt_lock_);
+  if (!stop_source_) {
+    stop_source_ = std::make_unique<std::stop_source>();
+    if (interrupt_pending()) stop_source_->request_stop();
+  }
+  return stop_source_->get_token();
+}
+
+bool FiberCore::interruptible_now() const noexcept {
+  // DESIGN 3.4: never throw while an exception is in flight or being handled.
+  return interruptible_ && std::uncaught_exceptions() == 0 && !std::current_exception();
+}
+
+void FiberCore::deliver_interrupt() {
+  if (!interruptible_now()) return;
+  throw_interrupted();
+}
+
+void FiberCore::throw_interrupted() {
+  interrupt_flags_.fetch_or(kDelivered, std::memory_order_relaxed);
+  throw Interrupted(interrupt_cause());
+}
+
+void interrupt_self_and_check(FiberCore& self) {
+  if (self.interruptible_now()) self.throw_if_interrupted();
+  throw std::logic_error(fmt::format(
+      "weft: fiber {} called interrupt() on itself inside an uninterruptible region; it would "
+      "wait for itself forever (use weft::interrupt() to record a self-interrupt)",
+      self.id()));
+}
+
+}  // namespace weft::detail

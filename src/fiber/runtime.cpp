@@ -1,0 +1,52 @@
+#include <weft/runtime.hpp>
+
+#include "scheduler/scheduler.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+
+namespace weft {
+
+Runtime::Runtime(RuntimeOptions options) {
+  if (options.stack_size < detail::StackPool::kMinStackSize)
+    throw std::invalid_argument(fmt::format(
+        "weft: RuntimeOptions::stack_size = {} is below the minimum of {} bytes",
+        options.stack_size, detail::StackPool::kMinStackSize));
+  scheduler_ = std::make_unique<detail::Scheduler>(options);
+  options_ = scheduler_->options();
+}
+
+Runtime::~Runtime() {
+  if (detail::current_scheduler() == scheduler_.get()) {
+    std::fprintf(stderr,
+                 "weft: Runtime destroyed from its own fiber %s; destroy it from the thread "
+                 "that owns it\n",
+                 fmt::format("{}", detail::current_id()).c_str());
+    std::abort();
+  }
+  scheduler_->shutdown(options_.shutdown_grace);
+  scheduler_.reset();
+}
+
+void Runtime::check_accepting(const char* what) const {
+  if (!scheduler_->accepting())
+    throw std::logic_error(fmt::format("weft: Runtime::{} on a runtime that is shutting down", what));
+  if (detail::current_scheduler() == scheduler_.get() && std::string_view(what) == "block_on")
+    throw std::logic_error("weft: Runtime::block_on called from one of its own fibers");
+}
+
+RuntimeStats Runtime::stats() const noexcept {
+  RuntimeStats s;
+  s.live_fibers = scheduler_->live();
+  s.stacks_in_use = scheduler_->stacks().in_use();
+  s.workers = scheduler_->worker_count();
+  s.unfinished_roots = scheduler_->unfinished_roots();
+  return s;
+}
+
+std::string Runtime::dump() const { return scheduler_->dump(); }
+
+}  // namespace weft

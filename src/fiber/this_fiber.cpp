@@ -1,0 +1,122 @@
+// this_fiber::*, weft::interrupt(), the mask guards and finalizer support.
+#include <weft/interrupt.hpp>
+#include <weft/on_exit.hpp>
+#include <weft/this_fiber.hpp>
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <thread>
+
+namespace weft {
+
+namespace this_fiber {
+
+FiberId id() noexcept { return detail::current_id(); }
+
+void yield() {
+  detail::FiberCore* f = detail::current_fiber();
+  if (f == nullptr) {
+    std::this_thread::yield();
+    return;
+  }
+  f->throw_if_interrupted();
+  f->suspend(detail::SwitchAction::yield);
+  f->throw_if_interrupted();
+}
+
+void sleep_until(std::chrono::steady_clock::time_point t) {
+  detail::FiberCore* f = detail::current_fiber();
+  if (f != nullptr) f->throw_if_interrupted();
+  detail::WaitQueue never_woken;
+  std::unique_lock lk(never_woken.lock());
+  detail::Waiter w;
+  detail::WaitOptions o;
+  o.deadline = t;
+  f = detail::current_fiber();
+  if (f != nullptr) f->set_blocked_on("sleep");
+  const detail::WaitStatus st = never_woken.wait(lk, w, o);
+  if (f != nullptr) {
+    f->set_blocked_on(nullptr);
+    if (st == detail::WaitStatus::interrupted) f->throw_interrupted();
+  }
+}
+
+void sleep_for(std::chrono::nanoseconds d) {
+  sleep_until(std::chrono::steady_clock::now() +
+              std::chrono::duration_cast<std::chrono::steady_clock::duration>(d));
+}
+
+bool interruptible() noexcept {
+  detail::FiberCore* f = detail::current_fiber();
+  return f != nullptr && f->interruptible_now();
+}
+
+bool interrupt_requested() noexcept {
+  detail::FiberCore* f = detail::current_fiber();
+  return f != nullptr && f->interrupt_pending();
+}
+
+std::stop_token stop_token() {
+  detail::FiberCore* f = detail::current_fiber();
+  if (f == nullptr) return {};
+  return f->stop_token();
+}
+
+}  // namespace this_fiber
+
+void interrupt() {
+  detail::FiberCore* f = detail::current_fiber();
+  if (f == nullptr) throw std::logic_error("weft::interrupt() called outside any fiber");
+  f->request_interrupt(f->id());
+  f->throw_if_interrupted();
+}
+
+namespace detail {
+
+MaskGuard::MaskGuard(bool interruptible) noexcept : fiber_(current_fiber()) {
+  if (fiber_ == nullptr) return;
+  previous_ = fiber_->mask_status();
+  depth_ = ++fiber_->guard_depth();
+  fiber_->set_mask_status(interruptible);
+}
+
+MaskGuard::~MaskGuard() {
+  if (fiber_ == nullptr) return;
+  WEFT_ASSERT(current_fiber() == fiber_,
+              "an Uninterruptible/Interruptible guard of fiber {} was destroyed on {}",
+              fiber_->id(), current_id());
+  WEFT_ASSERT(fiber_->guard_depth() == depth_,
+              "interruption guards of fiber {} destroyed out of order (depth {} closed at {})",
+              fiber_->id(), depth_, fiber_->guard_depth());
+  --fiber_->guard_depth();
+  fiber_->set_mask_status(previous_);
+}
+
+Cause unwinding_cause() {
+  FiberCore* f = current_fiber();
+  if (f != nullptr && f->interrupting()) return f->interrupt_cause();
+  return Cause::fail(std::make_exception_ptr(InFlightException{}));
+}
+
+void record_finalizer_failure(std::exception_ptr e) noexcept {
+  if (FiberCore* f = current_fiber()) {
+    try {
+      f->add_finalizer_failure(std::move(e));
+      return;
+    } catch (...) {
+    }
+  }
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    what = x.what();
+  } catch (...) {
+  }
+  std::fprintf(stderr, "weft: a finalizer failed while unwinding outside any fiber: %s\n",
+               what.c_str());
+}
+
+}  // namespace detail
+}  // namespace weft

@@ -1,0 +1,198 @@
+#include "scheduler/scheduler.hpp"
+
+#include <weft/fiber.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <thread>
+
+namespace weft::detail {
+
+namespace {
+RuntimeOptions resolve(RuntimeOptions o) {
+  if (o.workers == 0) o.workers = std::max(1u, std::thread::hardware_concurrency());
+  return o;
+}
+StackPoolOptions pool_options(const RuntimeOptions& o) {
+  StackPoolOptions p;
+  p.stack_size = o.stack_size;
+  p.workers = o.workers;
+  p.cache_per_worker = o.stack_cache_per_worker;
+  p.guard_budget = o.guard_budget;
+  return p;
+}
+}  // namespace
+
+Scheduler::Scheduler(const RuntimeOptions& options)
+    : options_(resolve(options)), stacks_(pool_options(options_)) {
+  workers_.reserve(options_.workers);
+  for (unsigned i = 0; i < options_.workers; ++i)
+    workers_.push_back(std::make_unique<Worker>(*this, i, options_.seed));
+  for (auto& w : workers_) w->start();
+}
+
+Scheduler::~Scheduler() {
+  stopping_.store(true, std::memory_order_release);
+  for (auto& w : workers_) w->wake();
+  for (auto& w : workers_) w->join();
+  WEFT_ASSERT(live() == 0, "{} fibers still live at scheduler destruction", live());
+}
+
+Worker* Scheduler::current_worker() const noexcept {
+  Worker* w = current_worker_any();
+  return (w != nullptr && &w->scheduler() == this) ? w : nullptr;
+}
+
+void Scheduler::schedule(FiberCore* f) {
+  if (Worker* w = current_worker()) {
+    w->push_local(f);
+  } else {
+    inject(f);
+  }
+}
+
+void Scheduler::inject(FiberCore* f) {
+  {
+    std::lock_guard lk(inject_mu_);
+    injected_.push_back(f);
+    injected_size_.fetch_add(1, std::memory_order_seq_cst);
+  }
+  notify_work();
+}
+
+FiberCore* Scheduler::pop_injected() {
+  if (injected_size_.load(std::memory_order_acquire) == 0) return nullptr;
+  std::lock_guard lk(inject_mu_);
+  if (injected_.empty()) return nullptr;
+  FiberCore* f = injected_.front();
+  injected_.pop_front();
+  injected_size_.fetch_sub(1, std::memory_order_relaxed);
+  return f;
+}
+
+void Scheduler::notify_work() noexcept {
+  // seq_cst fence: orders our push before the sleepers_ read, pairing with
+  // the seq_cst increment in add_sleeper() followed by the sleeper's re-check.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_seq_cst) == 0) return;
+  Worker* w = nullptr;
+  {
+    std::lock_guard lk(sleep_mu_);
+    if (sleepers_list_.empty()) return;
+    w = sleepers_list_.back();
+    sleepers_list_.pop_back();
+    sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  w->wake();
+}
+
+void Scheduler::add_sleeper(Worker* w) {
+  std::lock_guard lk(sleep_mu_);
+  sleepers_list_.push_back(w);
+  sleepers_.fetch_add(1, std::memory_order_seq_cst);
+}
+
+bool Scheduler::remove_sleeper(Worker* w) {
+  std::lock_guard lk(sleep_mu_);
+  auto it = std::find(sleepers_list_.begin(), sleepers_list_.end(), w);
+  if (it == sleepers_list_.end()) return false;
+  sleepers_list_.erase(it);
+  sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+  return true;
+}
+
+void Scheduler::register_root(FiberCore* f) {
+  std::lock_guard lk(roots_mu_);
+  f->root_prev = nullptr;
+  f->root_next = roots_;
+  if (roots_ != nullptr) roots_->root_prev = f;
+  roots_ = f;
+}
+
+void Scheduler::unregister_root(FiberCore* f) {
+  std::lock_guard lk(roots_mu_);
+  if (f->root_prev != nullptr) f->root_prev->root_next = f->root_next;
+  else roots_ = f->root_next;
+  if (f->root_next != nullptr) f->root_next->root_prev = f->root_prev;
+  f->root_prev = f->root_next = nullptr;
+}
+
+std::int64_t Scheduler::live() const noexcept {
+  std::int64_t n = live_outside_.load(std::memory_order_relaxed);
+  for (auto& w : workers_) n += w->live_delta();
+  return n;
+}
+
+std::size_t Scheduler::unfinished_roots() const {
+  std::lock_guard lk(roots_mu_);
+  std::size_t n = 0;
+  for (FiberCore* f = roots_; f != nullptr; f = f->root_next) n += f->done() ? 0 : 1;
+  return n;
+}
+
+void Scheduler::shutdown(std::chrono::milliseconds grace) {
+  shutting_down_.store(true, std::memory_order_release);
+  const FiberId by = current_id();
+  const auto start = std::chrono::steady_clock::now();
+  bool reported = false;
+  for (;;) {
+    std::vector<FiberRef> live_roots;
+    {
+      std::lock_guard lk(roots_mu_);
+      for (FiberCore* f = roots_; f != nullptr; f = f->root_next) {
+        if (f->done()) continue;
+        f->retain();
+        live_roots.emplace_back(f);
+      }
+    }
+    if (live_roots.empty()) break;
+    for (auto& r : live_roots) r->request_interrupt(by);
+    for (auto& r : live_roots) {
+      while (!r->done()) {
+        // Wait in slices so that a fiber stuck in an uninterruptible region
+        // is reported instead of hanging silently.
+        auto waited = std::chrono::steady_clock::now() - start;
+        if (!reported && waited > grace) {
+          std::fprintf(stderr,
+                       "weft: ~Runtime still waiting after %lld ms for fibers that do not end "
+                       "(uninterruptible?):\n%s",
+                       static_cast<long long>(
+                           std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()),
+                       dump().c_str());
+          reported = true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+  }
+}
+
+std::string Scheduler::dump() const {
+  std::string out;
+  auto state_name = [](RunState s) {
+    switch (s) {
+      case RunState::runnable: return "runnable";
+      case RunState::running: return "running";
+      case RunState::parking: return "parking";
+      case RunState::parked: return "parked";
+      case RunState::notified: return "notified";
+      case RunState::done: return "done";
+    }
+    return "?";
+  };
+  std::function<void(FiberCore*, int)> walk = [&](FiberCore* f, int depth) {
+    out += fmt::format("{:{}}fiber {} '{}' parent {} state {}{}{}\n", "", depth * 2, f->id(),
+                       f->name(), f->parent() ? f->parent()->id() : FiberId{},
+                       state_name(f->run_state().load(std::memory_order_relaxed)),
+                       f->blocked_on() ? " blocked on " : "",
+                       f->blocked_on() ? f->blocked_on() : "");
+    f->for_each_child([&](FiberCore* c) { walk(c, depth + 1); });
+  };
+  std::lock_guard lk(roots_mu_);
+  for (FiberCore* f = roots_; f != nullptr; f = f->root_next) walk(f, 0);
+  return out;
+}
+
+}  // namespace weft::detail

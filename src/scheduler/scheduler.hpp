@@ -1,0 +1,154 @@
+// Scheduler: N workers with Chase-Lev deques and LIFO slots, a global
+// injection queue, random-victim stealing and futex parking. One per Runtime;
+// no global or static scheduler state. See docs/internals.md.
+#pragma once
+
+#include <weft/detail/fiber_core.hpp>
+#include <weft/runtime.hpp>
+
+#include "context/context.hpp"
+#include "context/stack.hpp"
+#include "scheduler/chase_lev_deque.hpp"
+#include "timer/timer_heap.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace weft::detail {
+
+class Scheduler;
+
+// Worker is one OS thread running fibers.
+class Worker {
+ public:
+  Worker(Scheduler& s, unsigned index, std::uint64_t seed);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // start()/join() the OS thread.
+  void start();
+  void join();
+  // push_local() makes f the next fiber to run here (owner thread only); a
+  // fiber it displaces from the LIFO slot goes to the deque.
+  void push_local(FiberCore* f);
+  // steal() takes a fiber from this worker's deque (or, when `desperate`,
+  // its LIFO slot) for another worker.
+  FiberCore* steal(bool desperate) noexcept;
+  // timers() is this worker's timer heap (owner inserts and fires).
+  TimerHeap& timers() noexcept { return timers_; }
+  // sched_context() is the worker thread's own execution context.
+  ExecutionContext& sched_context() noexcept { return sched_ctx_; }
+  unsigned index() const noexcept { return index_; }
+  Scheduler& scheduler() const noexcept { return sched_; }
+  // live_delta() counts fibers started minus ended here (owner writes).
+  std::int64_t live_delta() const noexcept { return live_delta_.load(std::memory_order_relaxed); }
+  void add_live(std::int64_t d) noexcept {
+    live_delta_.store(live_delta_.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+  }
+  // wake() ends this worker's sleep.
+  void wake() noexcept;
+  // has_stealable_work() is a racy check used before sleeping.
+  bool has_stealable_work() const noexcept;
+
+ private:
+  void run();
+  FiberCore* next();
+  FiberCore* steal_any(bool desperate);
+  void run_fiber(FiberCore* f);
+  void start_fiber_stack(FiberCore* f);
+  void after_switch(FiberCore* f);
+  void finish(FiberCore* f);
+  void idle();
+  bool fire_timers();
+
+  Scheduler& sched_;
+  const unsigned index_;
+  std::thread thread_;
+  ChaseLevDeque<FiberCore> deque_;
+  alignas(64) std::atomic<FiberCore*> lifo_slot_{nullptr};
+  alignas(64) std::atomic<std::int64_t> live_delta_{0};
+  unsigned lifo_streak_ = 0;
+  std::uint64_t tick_ = 0;
+  std::uint64_t rng_;
+  TimerHeap timers_;
+  ExecutionContext sched_ctx_{};
+  alignas(64) std::atomic<std::uint32_t> wake_word_{0};
+};
+
+// Scheduler owns the workers, the injection queue and the stack pool.
+class Scheduler {
+ public:
+  explicit Scheduler(const RuntimeOptions& options);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // schedule() makes a runnable fiber run: on this worker if the caller is
+  // one of ours, else through the injection queue.
+  void schedule(FiberCore* f);
+  // inject() appends f to the global FIFO queue and wakes a sleeper.
+  void inject(FiberCore* f);
+  // pop_injected() takes the oldest injected fiber, or nullptr.
+  FiberCore* pop_injected();
+  bool has_injected() const noexcept { return injected_size_.load(std::memory_order_acquire) > 0; }
+  // notify_work() wakes a sleeping worker if there is one.
+  void notify_work() noexcept;
+  // current_worker() is this thread's worker if it belongs to this scheduler.
+  Worker* current_worker() const noexcept;
+
+  // register_root()/unregister_root() track roots and daemons for shutdown.
+  void register_root(FiberCore* f);
+  void unregister_root(FiberCore* f);
+  // add_live() counts fibers started from plain threads.
+  void add_live(std::int64_t d) noexcept { live_outside_.fetch_add(d, std::memory_order_relaxed); }
+  std::int64_t live() const noexcept;
+  std::size_t unfinished_roots() const;
+
+  // shutdown() interrupts every root and waits for all of them to end.
+  void shutdown(std::chrono::milliseconds grace);
+  bool accepting() const noexcept { return !shutting_down_.load(std::memory_order_acquire); }
+  bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+
+  StackPool& stacks() noexcept { return stacks_; }
+  const StackPool& stacks() const noexcept { return stacks_; }
+  std::size_t default_stack_size() const noexcept { return options_.stack_size; }
+  unsigned worker_count() const noexcept { return static_cast<unsigned>(workers_.size()); }
+  Worker& worker(unsigned i) noexcept { return *workers_[i]; }
+  const RuntimeOptions& options() const noexcept { return options_; }
+
+  // sleeping protocol (Worker::idle)
+  void add_sleeper(Worker* w);
+  bool remove_sleeper(Worker* w);
+  std::string dump() const;
+
+ private:
+  friend class Worker;
+  RuntimeOptions options_;
+  StackPool stacks_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+
+  mutable std::mutex inject_mu_;
+  std::deque<FiberCore*> injected_;
+  std::atomic<std::size_t> injected_size_{0};
+
+  std::mutex sleep_mu_;
+  std::vector<Worker*> sleepers_list_;
+  alignas(64) std::atomic<int> sleepers_{0};
+
+  mutable std::mutex roots_mu_;
+  FiberCore* roots_ = nullptr;  // intrusive list through root_prev/root_next
+  std::atomic<std::int64_t> live_outside_{0};
+
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<bool> stopping_{false};
+};
+
+// current_worker_any() is this thread's worker of any scheduler, or nullptr.
+Worker* current_worker_any() noexcept;
+
+}  // namespace weft::detail

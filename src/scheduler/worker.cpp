@@ -1,0 +1,249 @@
+// Worker: the scheduling loop of one OS thread.
+//
+// Order of picking work (most-recent-first keeps a fork tree depth-first and
+// its live set small; cf. Go's runnext and Tokio's LIFO slot):
+//   1. every 61st tick the injection queue first (fairness, as in Go);
+//   2. the LIFO slot, at most kLifoBudget times in a row;
+//   3. the own deque's bottom (LIFO);
+//   4. the injection queue;
+//   5. stealing: random victims' deque tops (FIFO), then, after a few idle
+//      rounds, their LIFO slots.
+#include "scheduler/scheduler.hpp"
+
+#include "fiber/fiber_context.hpp"
+#include "scheduler/futex.hpp"
+
+#include <pthread.h>
+
+#include <string>
+
+namespace weft::detail {
+
+namespace {
+constexpr unsigned kLifoBudget = 16;
+constexpr unsigned kSpinRounds = 64;
+
+thread_local Worker* tls_worker = nullptr;
+
+std::uint64_t xorshift(std::uint64_t& s) noexcept {
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return s;
+}
+
+void entry(void* arg) { static_cast<FiberCore*>(arg)->run_on_own_stack(); }
+}  // namespace
+
+thread_local constinit FiberCore* tls_current_fiber = nullptr;
+
+// Accessors are noinline so that no caller caches a thread-local address
+// across a context switch (a fiber may resume on another thread).
+[[gnu::noinline]] Worker* current_worker_any() noexcept {
+  asm volatile("" ::: "memory");
+  return tls_worker;
+}
+[[gnu::noinline]] FiberCore* current_fiber() noexcept {
+  asm volatile("" ::: "memory");
+  return tls_current_fiber;
+}
+
+Worker::Worker(Scheduler& s, unsigned index, std::uint64_t seed)
+    : sched_(s), index_(index), rng_(seed * 0x9E3779B97F4A7C15ull + index + 1) {}
+
+void Worker::start() {
+  thread_ = std::thread([this] { run(); });
+  std::string name = sched_.options().name.substr(0, 10) + "/" + std::to_string(index_);
+  pthread_setname_np(thread_.native_handle(), name.c_str());
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::push_local(FiberCore* f) {
+  // acq_rel: a thief that exchanges the slot sees the fiber's state.
+  FiberCore* displaced = lifo_slot_.exchange(f, std::memory_order_acq_rel);
+  if (displaced != nullptr) {
+    deque_.push(displaced);
+    sched_.notify_work();
+  }
+}
+
+FiberCore* Worker::steal(bool desperate) noexcept {
+  if (FiberCore* f = deque_.steal()) return f;
+  if (desperate && lifo_slot_.load(std::memory_order_relaxed) != nullptr)
+    return lifo_slot_.exchange(nullptr, std::memory_order_acq_rel);
+  return nullptr;
+}
+
+bool Worker::has_stealable_work() const noexcept {
+  return !deque_.empty_approx() || lifo_slot_.load(std::memory_order_relaxed) != nullptr;
+}
+
+void Worker::wake() noexcept {
+  wake_word_.store(1, std::memory_order_release);
+  futex_wake(wake_word_);
+}
+
+void Worker::run() {
+  tls_worker = this;
+  context_init_thread(sched_ctx_);
+  install_overflow_handler_for_thread();
+  for (;;) {
+    if (FiberCore* f = next()) {
+      run_fiber(f);
+      continue;
+    }
+    if (sched_.stopping()) break;
+    idle();
+  }
+  tls_worker = nullptr;
+}
+
+FiberCore* Worker::next() {
+  ++tick_;
+  if (tick_ % 61 == 0) {
+    if (FiberCore* f = sched_.pop_injected()) return f;
+  }
+  if ((tick_ & 15) == 0) fire_timers();
+  if (lifo_streak_ < kLifoBudget) {
+    if (FiberCore* f = lifo_slot_.exchange(nullptr, std::memory_order_acq_rel)) {
+      ++lifo_streak_;
+      return f;
+    }
+  }
+  lifo_streak_ = 0;
+  if (FiberCore* f = deque_.pop()) return f;
+  if (FiberCore* f = lifo_slot_.exchange(nullptr, std::memory_order_acq_rel)) return f;
+  if (FiberCore* f = sched_.pop_injected()) return f;
+  if (fire_timers()) return next();
+  return steal_any(false);
+}
+
+FiberCore* Worker::steal_any(bool desperate) {
+  const unsigned n = sched_.worker_count();
+  if (n <= 1) return nullptr;
+  const unsigned start = static_cast<unsigned>(xorshift(rng_) % n);
+  for (unsigned i = 0; i < n; ++i) {
+    Worker& victim = sched_.worker((start + i) % n);
+    if (&victim == this) continue;
+    if (FiberCore* f = victim.steal(desperate)) return f;
+  }
+  return nullptr;
+}
+
+bool Worker::fire_timers() {
+  auto next = timers_.next_deadline();
+  if (!next) return false;
+  auto now = Clock::now();
+  if (*next > now) return false;
+  return timers_.fire_expired(now) > 0;
+}
+
+void Worker::idle() {
+  // A short bounded spin looking for work, then sleep on the futex until
+  // woken or until the earliest timer of any worker is due.
+  for (unsigned round = 0; round < kSpinRounds; ++round) {
+    if (FiberCore* f = steal_any(round >= kSpinRounds / 2)) {
+      run_fiber(f);
+      return;
+    }
+    if (sched_.has_injected() || fire_timers() || has_stealable_work()) return;
+    cpu_relax();
+  }
+  wake_word_.store(0, std::memory_order_relaxed);
+  sched_.add_sleeper(this);
+  // Re-check after announcing ourselves (the pusher checks sleepers_ after
+  // pushing; both sides are seq_cst, so one of us sees the other).
+  bool work = sched_.has_injected() || sched_.stopping();
+  for (unsigned i = 0; !work && i < sched_.worker_count(); ++i)
+    work = sched_.worker(i).has_stealable_work();
+  std::optional<Clock::time_point> deadline;
+  for (unsigned i = 0; i < sched_.worker_count(); ++i) {
+    auto d = sched_.worker(i).timers().next_deadline();
+    if (d && (!deadline || *d < *deadline)) deadline = d;
+  }
+  if (deadline && *deadline <= Clock::now()) work = true;
+  if (!work) futex_wait(wake_word_, 0, deadline);
+  sched_.remove_sleeper(this);
+  // Timers of other workers that are busy with a long-running fiber.
+  for (unsigned i = 0; i < sched_.worker_count(); ++i) {
+    Worker& w = sched_.worker(i);
+    if (&w == this) continue;
+    auto d = w.timers().next_deadline();
+    if (d && *d <= Clock::now()) w.timers().fire_expired(Clock::now());
+  }
+}
+
+void Worker::start_fiber_stack(FiberCore* f) {
+  FiberContext& fc = fiber_context(*f);
+  std::size_t size = f->stack_size_request();
+  if (size == sched_.default_stack_size()) size = 0;
+  fc.stack = sched_.stacks().acquire(index_, size);
+  fc.info = RunningFiberInfo{&fc.stack, f->id().value(), f->name().empty() ? nullptr : f->name().c_str()};
+  context_make(fc.ctx, fc.stack, &entry, f);
+}
+
+void Worker::run_fiber(FiberCore* f) {
+  f->set_worker(this);
+  if (!f->started()) {
+    if (f->interrupt_pending() && !f->uninterruptible_fork()) {
+      // DESIGN 3.2: interrupted before its body started: never runs it.
+      f->complete_unstarted();
+      finish(f);
+      return;
+    }
+    start_fiber_stack(f);
+  }
+  FiberContext& fc = fiber_context(*f);
+  f->run_state().store(RunState::running, std::memory_order_relaxed);
+  tls_current_fiber = f;
+  set_running_fiber(&fc.info);
+  context_switch(sched_ctx_, fc.ctx);
+  set_running_fiber(nullptr);
+  tls_current_fiber = nullptr;
+  if (!fc.stack.guarded && !stack_canary_intact(fc.stack))
+    report_canary_overflow(f->id().value(), fc.info.name, fc.stack.size);
+  after_switch(f);
+}
+
+void Worker::after_switch(FiberCore* f) {
+  switch (f->take_switch_action()) {
+    case SwitchAction::yield:
+      f->run_state().store(RunState::runnable, std::memory_order_relaxed);
+      sched_.inject(f);
+      break;
+    case SwitchAction::park: {
+      RunState expected = RunState::parking;
+      // acq_rel: pairs with the claimer's CAS in FiberCore::resume().
+      if (!f->run_state().compare_exchange_strong(expected, RunState::parked,
+                                                  std::memory_order_acq_rel)) {
+        WEFT_ASSERT(expected == RunState::notified, "fiber {} in state {}", f->id(),
+                    static_cast<int>(expected));
+        f->run_state().store(RunState::runnable, std::memory_order_relaxed);
+        push_local(f);
+      }
+      break;
+    }
+    case SwitchAction::exit: {
+      FiberContext& fc = fiber_context(*f);
+      context_destroy(fc.ctx);
+      sched_.stacks().release(index_, fc.stack);
+      fc.stack = Stack{};
+      finish(f);
+      break;
+    }
+    case SwitchAction::none:
+      WEFT_ASSERT(false, "fiber {} switched out without an action", f->id());
+      break;
+  }
+}
+
+void Worker::finish(FiberCore* f) {
+  f->run_state().store(RunState::done, std::memory_order_release);
+  add_live(-1);
+  f->release();  // the runtime's reference
+}
+
+}  // namespace weft::detail

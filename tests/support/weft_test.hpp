@@ -1,0 +1,68 @@
+// Test support: a fixture parameterised over worker counts that fails when a
+// test leaks a fiber (a root still running at the end), a fiber handle or a
+// stack; and an EventLog for asserting the order of events.
+#pragma once
+
+#include <weft/weft.hpp>
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace weft::test {
+
+// EventLog records events from any fiber or thread, in order.
+class EventLog {
+ public:
+  // add() appends an event.
+  void add(std::string e) {
+    std::lock_guard lk(mu_);
+    events_.push_back(std::move(e));
+  }
+  // events() is a copy of what was recorded.
+  std::vector<std::string> events() const {
+    std::lock_guard lk(mu_);
+    return events_;
+  }
+  // index_of() is the position of e, or -1.
+  int index_of(const std::string& e) const;
+  // count() is how many times e was recorded.
+  int count(const std::string& e) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> events_;
+};
+
+// RuntimeTest runs each test on a fresh Runtime with GetParam() workers and
+// checks for leaks when the test ends.
+class RuntimeTest : public ::testing::TestWithParam<unsigned> {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+  // run() executes f as a root fiber and returns its Exit.
+  template <class F>
+  auto run(F&& f) {
+    return rt_->block_on(std::forward<F>(f));
+  }
+  Runtime& rt() { return *rt_; }
+  unsigned workers() const { return GetParam(); }
+
+  std::unique_ptr<Runtime> rt_;
+  std::int64_t objects_before_ = 0;
+};
+
+// kWorkerCounts are the worker counts every runtime test runs with.
+inline const auto kWorkerCounts = ::testing::Values(1u, 2u, 4u);
+
+// WorkerName prints "workers1" etc. in test names.
+std::string WorkerName(const ::testing::TestParamInfo<unsigned>& info);
+
+}  // namespace weft::test
+
+// WEFT_RUNTIME_TEST_SUITE instantiates a RuntimeTest subclass for 1, 2, 4 workers.
+#define WEFT_RUNTIME_TEST_SUITE(Suite) \
+  INSTANTIATE_TEST_SUITE_P(Workers, Suite, ::weft::test::kWorkerCounts, ::weft::test::WorkerName)
