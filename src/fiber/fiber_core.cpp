@@ -236,8 +236,30 @@ void FiberCore::await_done() {
   std::unique_lock lk(joiners_.lock());
   if (done_.load(std::memory_order_acquire)) return;
   Waiter w;
-  if (joiners_.wait(lk, w) == WaitStatus::interrupted) throw_interrupted();
+  WaitOptions o;
+  o.what = "await";
+  if (joiners_.wait(lk, w, o) == WaitStatus::interrupted) throw_wait_interrupted();
   WEFT_ASSERT(done(), "await of fiber {} woke before its end", id_);
+}
+
+bool FiberCore::await_done_until(std::chrono::steady_clock::time_point deadline) {
+  if (done()) return true;
+  if (current_fiber() == this)
+    throw std::logic_error(fmt::format("weft: fiber {} awaits itself (it would wait forever)", id_));
+  std::unique_lock lk(joiners_.lock());
+  if (done_.load(std::memory_order_acquire)) return true;
+  Waiter w;
+  WaitOptions o;
+  o.deadline = deadline;
+  o.what = "await";
+  switch (joiners_.wait(lk, w, o)) {
+    case WaitStatus::interrupted:
+      throw_wait_interrupted();
+    case WaitStatus::timed_out:
+      return done();
+    default:
+      return true;
+  }
 }
 
 void FiberCore::await_done_masked() noexcept {

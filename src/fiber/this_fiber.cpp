@@ -33,13 +33,9 @@ void sleep_until(std::chrono::steady_clock::time_point t) {
   detail::Waiter w;
   detail::WaitOptions o;
   o.deadline = t;
-  f = detail::current_fiber();
-  if (f != nullptr) f->set_blocked_on("sleep");
-  const detail::WaitStatus st = never_woken.wait(lk, w, o);
-  if (f != nullptr) {
-    f->set_blocked_on(nullptr);
-    if (st == detail::WaitStatus::interrupted) f->throw_interrupted();
-  }
+  o.what = "sleep";
+  if (never_woken.wait(lk, w, o) == detail::WaitStatus::interrupted)
+    detail::throw_wait_interrupted();
 }
 
 void sleep_for(std::chrono::nanoseconds d) {

@@ -136,9 +136,11 @@ WaitStatus WaitQueue::wait(std::unique_lock<SpinLock>& lk, Waiter& w, const Wait
     heap = &fiber->worker()->timers();
     heap->insert(&timer);
   }
+  fiber->set_blocked_on(opts.what != nullptr ? opts.what : "wait");
   fiber->run_state().store(RunState::parking, std::memory_order_relaxed);
   lk.unlock();  // release: publishes the link and `parking` to wakers
   fiber->suspend(SwitchAction::park);
+  fiber->set_blocked_on(nullptr);
   if (heap != nullptr) heap->cancel(&timer);  // waits for a fire in progress
   const WaitStatus st = fiber->status();
   if (st != WaitStatus::woken) {
@@ -147,6 +149,12 @@ WaitStatus WaitQueue::wait(std::unique_lock<SpinLock>& lk, Waiter& w, const Wait
     lk.unlock();
   }
   return st;
+}
+
+void throw_wait_interrupted() {
+  FiberCore* f = current_fiber();
+  WEFT_ASSERT(f != nullptr, "a plain thread's wait cannot be interrupted");
+  f->throw_interrupted();
 }
 
 Waiter* WaitQueue::claim_one() noexcept {

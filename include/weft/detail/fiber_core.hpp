@@ -12,6 +12,7 @@
 #include <weft/interrupted.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -74,6 +75,8 @@ class FiberCore : public WaitOwner {
   // await_done() waits for the end: an interruptible yield point in a fiber,
   // a blocking call on a plain thread. Throws Interrupted if interrupted.
   void await_done();
+  // await_done_until() is await_done() with a deadline; false if it passed first.
+  bool await_done_until(std::chrono::steady_clock::time_point deadline);
   // await_done_masked() waits for the end without being interruptible.
   void await_done_masked() noexcept;
 
