@@ -1,0 +1,21 @@
+# Benchmarks (developer mode). benchmarks/kernels/<name>.cpp -> kernel_<name>:
+# the kernels shared with the peers (../shared/BENCHMARKS.md), each printing
+# "BENCH <name> <value> <unit>". benchmarks/micro/<name>.cpp -> micro_<name>:
+# Google Benchmark runs of internals, hence src/ on the include path.
+
+file(GLOB weft_kernel_sources CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/benchmarks/kernels/*.cpp")
+foreach(source IN LISTS weft_kernel_sources)
+  get_filename_component(name "${source}" NAME_WE)
+  add_executable(kernel_${name} "${source}")
+  target_link_libraries(kernel_${name} PRIVATE weft)
+  weft_target_warnings(kernel_${name})
+endforeach()
+
+file(GLOB weft_micro_sources CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/benchmarks/micro/*.cpp")
+foreach(source IN LISTS weft_micro_sources)
+  get_filename_component(name "${source}" NAME_WE)
+  add_executable(micro_${name} "${source}")
+  target_include_directories(micro_${name} PRIVATE "${PROJECT_SOURCE_DIR}/src")
+  target_link_libraries(micro_${name} PRIVATE weft benchmark::benchmark_main)
+  weft_target_warnings(micro_${name})
+endforeach()

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages weft builds and tests with, if any is
+# missing. Idempotent: does nothing when everything is installed. Needs root to
+# install; otherwise prints the apt-get command and fails.
+set -euo pipefail
+
+# libboost-context1.81-dev, not the 1.74 default (its -dev package conflicts
+# with 1.81, and the Boost.Fiber peer needs 1.81). libclang-rt-14-dev carries
+# clang's sanitizer runtimes.
+packages=(
+  build-essential cmake ninja-build
+  libboost-context1.81-dev libfmt-dev
+  googletest libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+install_cmd=(apt-get install -y --no-install-recommends "${packages[@]}")
+if ((EUID != 0)); then
+  echo "deps.sh: missing packages: ${missing[*]}" >&2
+  echo "deps.sh: run as root:" >&2
+  echo "  apt-get update && DEBIAN_FRONTEND=noninteractive ${install_cmd[*]}" >&2
+  exit 1
+fi
+
+echo "deps.sh: installing missing packages: ${missing[*]}"
+apt-get update
+DEBIAN_FRONTEND=noninteractive "${install_cmd[@]}"
