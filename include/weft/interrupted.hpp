@@ -1,0 +1,31 @@
+// Interrupted: what an interruptible yield point throws when an interrupt is
+// pending (DESIGN §1 "Exceptions", §3.1). It deliberately does NOT derive
+// from std::exception, so `catch (const std::exception&)` in user code does not
+// swallow an interruption; `catch (...)` does, and the interruption is then
+// delivered again at the next interruptible yield point (§3.4).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "weft/cause.hpp"
+
+namespace weft {
+
+// Interrupted unwinds an interrupted fiber; cause() says who interrupted it.
+class Interrupted {
+ public:
+  // Interrupted(cause) carries the interruption (usually Cause::interrupt(by));
+  // never throws, so delivering an interrupt cannot turn into bad_alloc.
+  explicit Interrupted(Cause cause) noexcept;
+  // cause() is the interruption being delivered.
+  const Cause& cause() const noexcept { return cause_; }
+  // what() is e.g. "weft::Interrupted: interrupted by #3, #5".
+  const char* what() const noexcept;
+
+ private:
+  Cause cause_;
+  std::shared_ptr<const std::string> message_;  // shared: copying stays noexcept
+};
+
+}  // namespace weft
