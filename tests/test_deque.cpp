@@ -1,0 +1,236 @@
+// Tests for the Chase-Lev work-stealing deque (src/scheduler/chase_lev_deque.hpp).
+#include "scheduler/chase_lev_deque.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <latch>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace weft::detail {
+namespace {
+
+// Item: a task stand-in. `payload` is a plain field written by the owner before
+// push and read by whoever takes the item, so TSan checks the deque's
+// happens-before edge, not just its atomics.
+struct Item {
+  std::uint64_t id = 0;
+  std::uint64_t payload = 0;
+};
+
+constexpr std::uint64_t payload_of(std::uint64_t id) { return id * 0x9E3779B97F4A7C15ull + 1; }
+
+std::vector<Item> make_items(std::size_t n) {
+  std::vector<Item> items(n);
+  for (std::size_t i = 0; i < n; ++i) items[i].id = i;
+  return items;
+}
+
+TEST(DequeTest, test_deque_empty_behaviour) {
+  ChaseLevDeque<Item> dq;
+  EXPECT_TRUE(dq.empty_approx());
+  EXPECT_EQ(dq.size_approx(), 0u);
+  EXPECT_EQ(dq.pop(), nullptr);
+  EXPECT_EQ(dq.steal(), nullptr);
+  // Popping an empty deque repeatedly must restore bottom each time.
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(dq.pop(), nullptr);
+  EXPECT_EQ(dq.size_approx(), 0u);
+
+  Item a{1}, b{2};
+  dq.push(&a);
+  EXPECT_FALSE(dq.empty_approx());
+  EXPECT_EQ(dq.size_approx(), 1u);
+  EXPECT_EQ(dq.pop(), &a);
+  EXPECT_EQ(dq.pop(), nullptr);
+  EXPECT_EQ(dq.steal(), nullptr);
+  dq.push(&b);
+  EXPECT_EQ(dq.steal(), &b);
+  EXPECT_EQ(dq.steal(), nullptr);
+  EXPECT_EQ(dq.pop(), nullptr);
+  EXPECT_TRUE(dq.empty_approx());
+}
+
+TEST(DequeTest, test_deque_rejects_bad_capacity) {
+  EXPECT_THROW(ChaseLevDeque<Item>(0), std::invalid_argument);
+  EXPECT_THROW(ChaseLevDeque<Item>(3), std::invalid_argument);
+  EXPECT_THROW(ChaseLevDeque<Item>(1000), std::invalid_argument);
+  EXPECT_NO_THROW(ChaseLevDeque<Item>(1));
+  EXPECT_NO_THROW(ChaseLevDeque<Item>(1024));
+}
+
+TEST(DequeTest, test_deque_pop_is_lifo_steal_is_fifo) {
+  auto items = make_items(100);
+  ChaseLevDeque<Item> dq(128);
+  for (auto& it : items) dq.push(&it);
+  EXPECT_EQ(dq.size_approx(), 100u);
+  // Steal the oldest ten in push order, pop the newest ten in reverse.
+  for (std::uint64_t i = 0; i < 10; ++i) EXPECT_EQ(dq.steal()->id, i);
+  for (std::uint64_t i = 0; i < 10; ++i) EXPECT_EQ(dq.pop()->id, 99 - i);
+  EXPECT_EQ(dq.size_approx(), 80u);
+  // The two ends meet in the middle.
+  for (std::uint64_t i = 10; i < 50; ++i) EXPECT_EQ(dq.steal()->id, i);
+  for (std::uint64_t i = 89; i >= 50; --i) EXPECT_EQ(dq.pop()->id, i);
+  EXPECT_EQ(dq.pop(), nullptr);
+  EXPECT_EQ(dq.steal(), nullptr);
+}
+
+TEST(DequeTest, test_deque_grows_across_many_pushes_with_interleaved_steals) {
+  constexpr std::size_t kN = 100'000;
+  auto items = make_items(kN);
+  ChaseLevDeque<Item> dq(2);
+  std::uint64_t next_stolen = 0;
+  for (std::size_t i = 0; i < kN; ++i) {
+    dq.push(&items[i]);
+    if (i % 3 == 0) {  // steals come out in push order, across every growth
+      Item* s = dq.steal();
+      ASSERT_NE(s, nullptr);
+      ASSERT_EQ(s->id, next_stolen++);
+    }
+  }
+  EXPECT_GE(dq.capacity(), kN - next_stolen);
+  EXPECT_EQ(dq.size_approx(), kN - next_stolen);
+  // The rest pops newest first, down to the oldest not stolen.
+  for (std::uint64_t i = kN; i-- > next_stolen;) {
+    Item* p = dq.pop();
+    ASSERT_NE(p, nullptr);
+    ASSERT_EQ(p->id, i);
+  }
+  EXPECT_EQ(dq.pop(), nullptr);
+  EXPECT_EQ(dq.steal(), nullptr);
+}
+
+TEST(DequeTest, test_deque_wraps_without_growing) {
+  // Push/steal far beyond the capacity while never holding more than 4 items:
+  // the ring is reused lap after lap and never grows.
+  auto items = make_items(4);
+  ChaseLevDeque<Item> dq(4);
+  for (int lap = 0; lap < 10'000; ++lap) {
+    for (auto& it : items) dq.push(&it);
+    for (auto& it : items) ASSERT_EQ(dq.steal(), &it);
+  }
+  EXPECT_EQ(dq.capacity(), 4u);
+  EXPECT_TRUE(dq.empty_approx());
+}
+
+// Runs an owner and `thieves` stealing threads over n items and checks that
+// every item is taken exactly once, with the payload the owner wrote.
+void run_stress(std::size_t n, std::size_t initial_capacity, int thieves) {
+  auto items = make_items(n);
+  std::vector<std::atomic<std::uint8_t>> taken(n);
+  std::atomic<bool> owner_done{false};
+  std::atomic<std::uint64_t> stolen_total{0};
+  std::atomic<int> bad_payloads{0};
+  ChaseLevDeque<Item> dq(initial_capacity);
+  std::latch start(thieves + 1);
+
+  auto take = [&](Item* it) {
+    if (it->payload != payload_of(it->id)) bad_payloads.fetch_add(1, std::memory_order_relaxed);
+    taken[it->id].fetch_add(1, std::memory_order_relaxed);
+  };
+
+  std::vector<std::thread> pool;
+  for (int t = 0; t < thieves; ++t) {
+    pool.emplace_back([&] {
+      start.arrive_and_wait();
+      std::uint64_t mine = 0;
+      for (;;) {
+        // Acquire: the owner's release store of owner_done follows its last
+        // pop; once we see it the deque is empty for good.
+        const bool done = owner_done.load(std::memory_order_acquire);
+        if (Item* it = dq.steal()) {
+          take(it);
+          ++mine;
+        } else if (done) {
+          break;
+        }
+      }
+      stolen_total.fetch_add(mine, std::memory_order_relaxed);
+    });
+  }
+
+  start.arrive_and_wait();
+  std::uint64_t popped = 0;
+  std::uint64_t rng = 0x243F6A8885A308D3ull;
+  std::size_t next = 0;
+  while (next < n) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;  // xorshift64
+    // Push a burst of 1..8, then pop 0..3: the deque breathes and grows.
+    const std::size_t burst = 1 + (rng & 7);
+    for (std::size_t k = 0; k < burst && next < n; ++k, ++next) {
+      items[next].payload = payload_of(next);
+      dq.push(&items[next]);
+    }
+    for (std::size_t k = 0; k < ((rng >> 3) & 3); ++k) {
+      if (Item* it = dq.pop()) {
+        take(it);
+        ++popped;
+      }
+    }
+  }
+  while (Item* it = dq.pop()) {  // nullptr only when empty
+    take(it);
+    ++popped;
+  }
+  owner_done.store(true, std::memory_order_release);
+  for (auto& th : pool) th.join();
+
+  EXPECT_EQ(popped + stolen_total.load(), n);
+  EXPECT_EQ(bad_payloads.load(), 0);
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (taken[i].load(std::memory_order_relaxed) != 1 && wrong++ < 5) {
+      ADD_FAILURE() << "item " << i << " taken " << int(taken[i].load()) << " times";
+    }
+  }
+  EXPECT_EQ(wrong, 0u);
+  ::testing::Test::RecordProperty("stolen", static_cast<int>(stolen_total.load()));
+}
+
+TEST(DequeTest, test_deque_concurrent_owner_and_three_thieves_take_each_item_once) {
+  run_stress(1'000'000, 256, 3);
+}
+
+TEST(DequeTest, test_deque_concurrent_growth_while_stealing) {
+  // Capacity 2: growth happens constantly while thieves read old buffers.
+  run_stress(200'000, 2, 3);
+}
+
+TEST(DequeTest, test_deque_last_item_race_between_pop_and_steal) {
+  // The owner pushes one item and immediately pops it while a thief steals
+  // without pause: pop and steal race for the single item through the CAS on
+  // top. Exactly one of them must get it.
+  constexpr std::size_t kN = 200'000;
+  auto items = make_items(kN);
+  std::vector<std::atomic<std::uint8_t>> taken(kN);
+  ChaseLevDeque<Item> dq(2);
+  std::atomic<bool> owner_done{false};
+  std::latch start(2);
+  std::thread thief([&] {
+    start.arrive_and_wait();
+    for (;;) {
+      const bool done = owner_done.load(std::memory_order_acquire);
+      if (Item* it = dq.steal()) {
+        EXPECT_EQ(it->payload, payload_of(it->id));
+        taken[it->id].fetch_add(1, std::memory_order_relaxed);
+      } else if (done) {
+        break;
+      }
+    }
+  });
+  start.arrive_and_wait();
+  for (std::size_t i = 0; i < kN; ++i) {
+    items[i].payload = payload_of(i);
+    dq.push(&items[i]);
+    if (Item* it = dq.pop()) taken[it->id].fetch_add(1, std::memory_order_relaxed);
+  }
+  owner_done.store(true, std::memory_order_release);
+  thief.join();
+  for (std::size_t i = 0; i < kN; ++i) ASSERT_EQ(taken[i].load(), 1) << "item " << i;
+}
+
+}  // namespace
+}  // namespace weft::detail
