@@ -48,7 +48,9 @@ TEST_P(FiberTest, test_fiber_fork_does_not_switch_to_child) {
     c.join();
     return ran_before_yield;
   });
-  if (workers() == 1) EXPECT_FALSE(e.value());
+  if (workers() == 1) {
+    EXPECT_FALSE(e.value());
+  }
 }
 
 TEST_P(FiberTest, test_fiber_failure_keeps_original_exception) {
@@ -203,9 +205,14 @@ TEST(FiberMisuse, test_fiber_moved_from_handle_throws) {
 }
 
 TEST(FiberMisuse, test_fiber_stack_size_below_minimum_throws) {
-  EXPECT_THROW(Runtime({.workers = 1, .stack_size = 1024}), std::invalid_argument);
+  RuntimeOptions small;
+  small.workers = 1;
+  small.stack_size = 1024;
+  EXPECT_THROW(Runtime{small}, std::invalid_argument);
   Runtime rt({.workers = 1});
-  EXPECT_THROW(rt.spawn([] {}, {.stack_size = 100}), std::invalid_argument);
+  ForkOptions tiny;
+  tiny.stack_size = 100;
+  EXPECT_THROW(rt.spawn([] {}, tiny), std::invalid_argument);
 }
 
 TEST(FiberMisuse, test_fiber_awaiting_itself_throws) {

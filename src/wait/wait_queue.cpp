@@ -117,12 +117,19 @@ WaitStatus WaitQueue::wait(std::unique_lock<SpinLock>& lk, Waiter& w, const Wait
   }
 
   const bool interruptible = opts.interruptible && fiber->interruptible_now();
+  // `parking` before the wait becomes claimable: a claimer's resume() may run
+  // as soon as begin_wait() publishes the word (an interrupter does not take
+  // the queue lock), and must find the fiber parking, never running.
+  fiber->run_state().store(RunState::parking, std::memory_order_relaxed);
   w.owner = fiber;
   w.epoch = fiber->begin_wait(interruptible);
   push_back(w);
   // A request that arrived before begin_wait: claim our own wait, never sleep.
+  // If an interrupter claims it first, it resumes us (parking -> notified)
+  // and the switch below returns at once.
   if (interruptible && fiber->interrupt_pending() &&
       fiber->try_claim(w.epoch, WaitStatus::interrupted)) {
+    fiber->run_state().store(RunState::running, std::memory_order_relaxed);
     unlink(w);
     lk.unlock();
     return WaitStatus::interrupted;
@@ -137,7 +144,6 @@ WaitStatus WaitQueue::wait(std::unique_lock<SpinLock>& lk, Waiter& w, const Wait
     heap->insert(&timer);
   }
   fiber->set_blocked_on(opts.what != nullptr ? opts.what : "wait");
-  fiber->run_state().store(RunState::parking, std::memory_order_relaxed);
   lk.unlock();  // release: publishes the link and `parking` to wakers
   fiber->suspend(SwitchAction::park);
   fiber->set_blocked_on(nullptr);

@@ -55,6 +55,18 @@ class RuntimeTest : public ::testing::TestWithParam<unsigned> {
   std::int64_t objects_before_ = 0;
 };
 
+// wait_parked() yields until f is suspended at a wait (not runnable, not
+// running): the deterministic way to interrupt a fiber that is blocked.
+template <class T>
+void wait_parked(const Fiber<T>& f) {
+  auto& state = f.core().run_state();
+  while (state.load(std::memory_order_acquire) != detail::RunState::parked && !f.done())
+    this_fiber::yield();
+}
+
+// Forever is a duration nobody waits out in a test.
+inline constexpr std::chrono::hours kForever{24};
+
 // kWorkerCounts are the worker counts every runtime test runs with.
 inline const auto kWorkerCounts = ::testing::Values(1u, 2u, 4u);
 
