@@ -6,6 +6,7 @@
 #include <atomic>
 #include <latch>
 #include <stop_token>
+#include <thread>
 
 namespace weft {
 namespace {
@@ -56,7 +57,7 @@ TEST_P(SupervisionTest, test_ending_children_interrupted_and_awaited_before_exit
 }
 
 TEST_P(SupervisionTest, test_ending_grandchildren_end_before_grandparent) {
-  std::atomic<int> finalizers{0};
+  std::atomic<int> finalizers{0}, started{0};
   Exit<void> e = run([&] {
     Fiber<void> top = fork([&] {
       for (int i = 0; i < 3; ++i) {
@@ -65,16 +66,18 @@ TEST_P(SupervisionTest, test_ending_grandchildren_end_before_grandparent) {
           for (int j = 0; j < 3; ++j) {
             fork([&] {
               OnExit f2([&] { ++finalizers; });
+              ++started;
               this_fiber::sleep_for(kForever);
             });
           }
+          ++started;
           this_fiber::sleep_for(kForever);
         });
       }
-      this_fiber::yield();
+      while (started.load() < 12) this_fiber::yield();  // all have finalizers installed
     });
     top.join();
-    EXPECT_EQ(finalizers.load(), 3 + 9);
+    EXPECT_EQ(finalizers.load(), 3 + 9);  // all ended before top's Exit was published
   });
   EXPECT_TRUE(e.ok());
 }
@@ -233,6 +236,52 @@ TEST_P(SupervisionTest, test_runtime_destructor_runs_every_finalizer) {
     installed.wait();
   }
   EXPECT_EQ(finalizers.load(), 200);
+}
+
+TEST_P(SupervisionTest, test_runtime_destructor_reports_uninterruptible_fiber) {
+  testing::internal::CaptureStderr();
+  {
+    RuntimeOptions o;
+    o.workers = GetParam();
+    o.shutdown_grace = std::chrono::milliseconds(10);
+    Runtime local(o);
+    std::atomic<bool> masked{false};
+    ForkOptions fo;
+    fo.name = "stubborn";
+    local.spawn(
+        [&] {
+          Uninterruptible mask;
+          masked = true;
+          this_fiber::sleep_for(std::chrono::milliseconds(300));  // outlasts the grace period
+        },
+        fo);
+    while (!masked) std::this_thread::yield();
+  }
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("still waiting"), std::string::npos) << err;
+  EXPECT_NE(err.find("'stubborn'"), std::string::npos) << err;
+}
+
+TEST_P(SupervisionTest, test_runtime_spawn_during_shutdown_throws) {
+  auto message = std::make_shared<std::string>();
+  {
+    auto local = std::make_unique<Runtime>(RuntimeOptions{.workers = GetParam()});
+    Runtime* rtp = local.get();
+    std::atomic<bool> started{false};
+    local->spawn([rtp, message, &started] {
+      OnExit fin([rtp, message] {
+        try {
+          rtp->spawn([] {});
+        } catch (const std::logic_error& e) {
+          *message = e.what();
+        }
+      });
+      started = true;
+      this_fiber::sleep_for(kForever);
+    });
+    while (!started) std::this_thread::yield();
+  }
+  EXPECT_NE(message->find("shutting down"), std::string::npos) << *message;
 }
 
 TEST_P(SupervisionTest, test_runtime_dump_lists_blocked_fibers) {

@@ -263,14 +263,22 @@ bool FiberCore::await_done_until(std::chrono::steady_clock::time_point deadline)
 }
 
 void FiberCore::await_done_masked() noexcept {
+  while (!await_done_masked_until(std::chrono::steady_clock::time_point::max())) {
+  }
+}
+
+bool FiberCore::await_done_masked_until(std::chrono::steady_clock::time_point deadline) noexcept {
   while (!done()) {
     std::unique_lock lk(joiners_.lock());
-    if (done_.load(std::memory_order_acquire)) return;
+    if (done_.load(std::memory_order_acquire)) return true;
     Waiter w;
     WaitOptions o;
     o.interruptible = false;
-    joiners_.wait(lk, w, o);
+    o.what = "await (masked)";
+    if (deadline != std::chrono::steady_clock::time_point::max()) o.deadline = deadline;
+    if (joiners_.wait(lk, w, o) == WaitStatus::timed_out) return done();
   }
+  return true;
 }
 
 // ---------------------------------------------------------------------------

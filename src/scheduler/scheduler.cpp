@@ -150,21 +150,20 @@ void Scheduler::shutdown(std::chrono::milliseconds grace) {
     if (live_roots.empty()) break;
     for (auto& r : live_roots) r->request_interrupt(by);
     for (auto& r : live_roots) {
-      while (!r->done()) {
-        // Wait in slices so that a fiber stuck in an uninterruptible region
-        // is reported instead of hanging silently.
-        auto waited = std::chrono::steady_clock::now() - start;
-        if (!reported && waited > grace) {
-          std::fprintf(stderr,
-                       "weft: ~Runtime still waiting after %lld ms for fibers that do not end "
-                       "(uninterruptible?):\n%s",
-                       static_cast<long long>(
-                           std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()),
-                       dump().c_str());
-          reported = true;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      if (reported) {
+        r->await_done_masked();
+        continue;
       }
+      // Wait up to the grace period, then report a fiber that does not end
+      // (stuck in an uninterruptible region) instead of hanging silently.
+      if (r->await_done_masked_until(start + grace)) continue;
+      std::fprintf(stderr,
+                   "weft: ~Runtime still waiting after %lld ms for fibers that do not end "
+                   "(uninterruptible?); first: fiber %s\n%s",
+                   static_cast<long long>(grace.count()),
+                   fmt::format("{} '{}'", r->id(), r->name()).c_str(), dump().c_str());
+      reported = true;
+      r->await_done_masked();
     }
   }
 }

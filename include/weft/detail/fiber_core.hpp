@@ -79,6 +79,8 @@ class FiberCore : public WaitOwner {
   bool await_done_until(std::chrono::steady_clock::time_point deadline);
   // await_done_masked() waits for the end without being interruptible.
   void await_done_masked() noexcept;
+  // await_done_masked_until() is await_done_masked() with a deadline; false if it passed first.
+  bool await_done_masked_until(std::chrono::steady_clock::time_point deadline) noexcept;
 
   // request_interrupt() records an interrupt by `by` and wakes the fiber if it
   // is parked interruptibly. Any thread.
