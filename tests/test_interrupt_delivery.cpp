@@ -85,13 +85,16 @@ TEST_P(DeliveryTest, test_interrupt_nothing_delivered_between_yield_points) {
 TEST_P(DeliveryTest, test_interrupt_several_interrupters_are_all_recorded) {
   Exit<void> e = run([&] {
     std::atomic<int> asked{0};
+    std::atomic<bool> masked{false};
     Fiber<void> target = fork([&] {
       {
         Uninterruptible mask;
+        masked = true;
         while (asked.load() < 2) this_fiber::yield();
       }
       this_fiber::yield();  // first yield point after the mask: delivered here
     });
+    while (!masked) this_fiber::yield();  // started: it cannot end before both requests
     Fiber<FiberId> a = fork([&] {
       target.interrupt_fork();
       ++asked;

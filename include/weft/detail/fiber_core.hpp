@@ -148,8 +148,11 @@ class FiberCore : public WaitOwner {
   // uninterruptible_fork() is true when forked with ForkOptions::uninterruptible.
   bool uninterruptible_fork() const noexcept { return forked_uninterruptible_; }
   // debug info for dumps
-  const char* blocked_on() const noexcept { return blocked_on_; }
-  void set_blocked_on(const char* what) noexcept { blocked_on_ = what; }
+  // (relaxed: dumps read it from other threads; only a diagnostic)
+  const char* blocked_on() const noexcept { return blocked_on_.load(std::memory_order_relaxed); }
+  void set_blocked_on(const char* what) noexcept {
+    blocked_on_.store(what, std::memory_order_relaxed);
+  }
   // root list hooks (Scheduler only)
   FiberCore* root_prev = nullptr;
   FiberCore* root_next = nullptr;
@@ -193,7 +196,7 @@ class FiberCore : public WaitOwner {
   bool forked_uninterruptible_;
   bool interruptible_;  // owner-only mask status
   std::uint32_t guard_depth_ = 0;
-  const char* blocked_on_ = nullptr;
+  std::atomic<const char*> blocked_on_{nullptr};
 
   // interruption
   std::atomic<std::uint32_t> interrupt_flags_{0};
