@@ -174,10 +174,14 @@ void context_exit(ExecutionContext& from, ExecutionContext& to) noexcept {
   // A fiber ends outside any catch block and not while unwinding.
   WEFT_ASSERT(from.eh_caught_exceptions == nullptr && from.eh_uncaught_exceptions == 0,
               "context_exit with a live exception ({} uncaught)", from.eh_uncaught_exceptions);
-  Hop hop{&from, &to};
+  // Not on this stack: with detect_stack_use_after_return, locals live in
+  // ASan's fake frames, which before_jump(nullptr) frees before the receiver
+  // reads the hop. The jump stays on this thread, so a thread_local is safe.
+  static thread_local Hop exit_hop;
+  exit_hop = Hop{&from, &to};
   before_jump(nullptr, to);  // ASan frees this fiber's fake frames
   compiler_barrier();
-  bctx::jump_fcontext(to.fctx, &hop);
+  bctx::jump_fcontext(to.fctx, &exit_hop);
   std::fputs("weft: a context was resumed after context_exit\n", stderr);
   std::abort();
 }

@@ -124,6 +124,14 @@ void FiberCore::remove_child(FiberCore* child) noexcept {
 // Running and ending (owner, on its own stack)
 
 void FiberCore::run_on_own_stack() noexcept {
+  live_and_end();
+  // Nothing with a destructor may live in this frame: context_exit never
+  // returns. worker_ is re-read: the fiber may have migrated while ending.
+  switch_action_ = SwitchAction::exit;
+  context_exit(fiber_context(*this).ctx, worker_->sched_context());
+}
+
+void FiberCore::live_and_end() noexcept {
   started_ = true;
   Cause cause = run_and_catch();
   // DESIGN 3.5: the end of the body is an interruptible boundary.
@@ -131,9 +139,6 @@ void FiberCore::run_on_own_stack() noexcept {
   cause = with_finalizer_failures(std::move(cause));
   end_children();
   publish(cause);
-  // Re-read the worker: the fiber may have migrated while ending.
-  switch_action_ = SwitchAction::exit;
-  context_exit(fiber_context(*this).ctx, worker_->sched_context());
 }
 
 Cause FiberCore::run_and_catch() noexcept {

@@ -175,6 +175,7 @@ class FiberCore : public WaitOwner {
   static constexpr std::uint32_t kDelivered = 2;  // Interrupted was thrown at least once
 
   void deliver_interrupt();
+  void live_and_end() noexcept;
   Cause run_and_catch() noexcept;
   void end_children() noexcept;
   void publish(const Cause& cause) noexcept;
