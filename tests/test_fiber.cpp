@@ -106,6 +106,12 @@ TEST_P(FiberTest, test_fiber_nested_tree_sums) {
   EXPECT_EQ(e.value(), 1023L * 1024 / 2);
 }
 
+TEST_P(FiberTest, test_fiber_fork_lvalue_callable) {
+  auto body = [] { return 1; };
+  Exit<int> e = run([&] { return fork(body).join() + rt().spawn(body).join(); });
+  EXPECT_EQ(e.value(), 2);
+}
+
 TEST_P(FiberTest, test_fiber_move_only_value) {
   Exit<std::unique_ptr<int>> e = run([] {
     Fiber<std::unique_ptr<int>> f = fork([] { return std::make_unique<int>(5); });

@@ -73,10 +73,10 @@ FiberCore* Scheduler::pop_injected() {
 }
 
 void Scheduler::notify_work() noexcept {
-  // seq_cst fence: orders our push before the sleepers_ read, pairing with
-  // the seq_cst increment in add_sleeper() followed by the sleeper's re-check.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (sleepers_.load(std::memory_order_seq_cst) == 0) return;
+  // A seq_cst read-modify-write (not a fence: TSan does not model fences)
+  // orders our push before the sleepers_ read, pairing with the seq_cst
+  // increment in add_sleeper() followed by the sleeper's re-check (Dekker).
+  if (sleepers_.fetch_add(0, std::memory_order_seq_cst) == 0) return;
   Worker* w = nullptr;
   {
     std::lock_guard lk(sleep_mu_);

@@ -290,8 +290,9 @@ Exit<T> take_move_only_exit(FiberState<T>& s) {
 template <class T, class F>
 class FiberTask final : public FiberState<T> {
  public:
-  FiberTask(Scheduler& s, FiberCore* parent, const ForkOptions& o, F&& f)
-      : FiberState<T>(s, parent, o), fn_(std::move(f)) {}
+  template <class G>
+  FiberTask(Scheduler& s, FiberCore* parent, const ForkOptions& o, G&& g)
+      : FiberState<T>(s, parent, o), fn_(std::forward<G>(g)) {}
 
  private:
   void run_body() override {
