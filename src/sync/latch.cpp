@@ -1,0 +1,48 @@
+// Latch: a countdown on detail::SyncQueue. See include/weft/latch.hpp.
+#include <weft/latch.hpp>
+#include <weft/this_fiber.hpp>
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+namespace weft {
+
+namespace {
+constexpr const char* kLatchDestroyed = "weft::Latch destroyed while fibers wait on it";
+}  // namespace
+
+Latch::Latch(std::ptrdiff_t count) : count_(count) {
+  if (count < 0)
+    throw std::invalid_argument(fmt::format("weft::Latch: negative initial count {}", count));
+}
+
+void Latch::count_down(std::ptrdiff_t n) {
+  std::unique_lock lk(queue_.lock());
+  const std::ptrdiff_t count = count_.load(std::memory_order_relaxed);
+  if (n < 0 || n > count) {
+    lk.unlock();
+    throw std::invalid_argument(fmt::format(
+        "weft::Latch: count_down({}) with a count of {} (it must stay >= 0)", n, count));
+  }
+  // release: pairs with try_wait()'s acquire load.
+  count_.store(count - n, std::memory_order_release);
+  if (count - n == 0) queue_.wake_all(lk, [](detail::Waiter*) {});
+}
+
+void Latch::wait() {
+  this_fiber::check_interrupt();
+  if (try_wait()) return;
+  std::unique_lock lk(queue_.lock());
+  if (count_.load(std::memory_order_relaxed) == 0) return;  // the lock orders it
+  detail::WaitSlot slot;
+  queue_.park(lk, slot, "Latch::wait", kLatchDestroyed);
+}
+
+void Latch::arrive_and_wait(std::ptrdiff_t n) {
+  this_fiber::check_interrupt();  // an interrupted caller does not arrive
+  count_down(n);
+  wait();
+}
+
+}  // namespace weft

@@ -1,0 +1,65 @@
+// Mutex: FIFO hand-off lock on detail::SyncQueue. See include/weft/mutex.hpp.
+#include <weft/detail/assert.hpp>
+#include <weft/detail/fiber_core.hpp>
+#include <weft/mutex.hpp>
+#include <weft/this_fiber.hpp>
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+namespace weft {
+
+namespace {
+constexpr const char* kMutexDestroyed = "weft::Mutex destroyed while fibers wait to lock it";
+}  // namespace
+
+void Mutex::lock() {
+  this_fiber::check_interrupt();
+  const FiberId me = detail::current_id();
+  std::unique_lock lk(queue_.lock());
+  if (!locked_) {
+    locked_ = true;
+    owner_ = me;
+    return;
+  }
+  if (owner_ == me) {
+    lk.unlock();
+    throw std::logic_error(
+        fmt::format("weft::Mutex: {} locks a mutex it already owns (it would wait forever)", me));
+  }
+  LockSlot slot;
+  slot.who = me;
+  queue_.park(lk, slot, "Mutex::lock", kMutexDestroyed);
+  // Woken: the unlocker made us the owner before resuming us.
+}
+
+bool Mutex::try_lock() {
+  std::lock_guard lk(queue_.lock());
+  if (locked_) return false;  // stays locked while anyone waits (hand-off)
+  locked_ = true;
+  owner_ = detail::current_id();
+  return true;
+}
+
+void Mutex::unlock() {
+  std::unique_lock lk(queue_.lock());
+  WEFT_ASSERT(locked_, "weft::Mutex: unlock() of an unlocked mutex by {}", detail::current_id());
+  WEFT_ASSERT(owner_ == detail::current_id(), "weft::Mutex: unlock() by {}, but {} owns it",
+              detail::current_id(), owner_);
+  if (detail::Waiter* w = queue_.claim()) {
+    owner_ = detail::SyncQueue::slot_of<LockSlot>(w).who;  // hand-off: stays locked
+    lk.unlock();
+    detail::SyncQueue::resume(w);
+    return;
+  }
+  locked_ = false;
+  owner_ = FiberId();
+}
+
+FiberId Mutex::owner() const {
+  std::lock_guard lk(queue_.lock());
+  return owner_;
+}
+
+}  // namespace weft
