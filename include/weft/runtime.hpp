@@ -4,6 +4,7 @@
 #include <weft/detail/fiber_core.hpp>
 #include <weft/exit.hpp>
 #include <weft/fiber.hpp>
+#include <weft/signals.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -61,6 +62,20 @@ class Runtime {
     Fiber<R> handle{detail::FiberRef(core)};
     detail::start_fiber(core, /*root=*/true);
     return handle;
+  }
+  // block_on_main() runs f as the process's main fiber: a listed signal
+  // interrupts it; returns the exit status for main() (see weft/signals.hpp).
+  template <class F>
+  int block_on_main(F&& f, std::initializer_list<int> signals = {SIGINT, SIGTERM}) {
+    detail::MainSignals routing(signals);  // handlers before the fiber starts
+    ForkOptions options;
+    options.name = "main";
+    auto main = spawn(std::forward<F>(f), std::move(options));
+    const int status = routing.run(main.core());
+    if constexpr (std::is_same_v<std::invoke_result_t<F>, int>) {
+      if (status == 0) return main.core().exit().value();
+    }
+    return status;
   }
   // stats() reads the live counters (for leak checks and dumps).
   RuntimeStats stats() const noexcept;

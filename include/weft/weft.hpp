@@ -2,13 +2,23 @@
 // interruption. The umbrella header.
 #pragma once
 
+#include <weft/all.hpp>
 #include <weft/cause.hpp>
+#include <weft/channel.hpp>
+#include <weft/deferred.hpp>
 #include <weft/exit.hpp>
 #include <weft/fiber.hpp>
 #include <weft/fiber_id.hpp>
 #include <weft/interrupt.hpp>
 #include <weft/interrupted.hpp>
+#include <weft/latch.hpp>
+#include <weft/mutex.hpp>
 #include <weft/on_exit.hpp>
+#include <weft/race.hpp>
 #include <weft/runtime.hpp>
 #include <weft/scope.hpp>
+#include <weft/semaphore.hpp>
+#include <weft/signals.hpp>
+#include <weft/steps.hpp>
 #include <weft/this_fiber.hpp>
+#include <weft/timeout.hpp>

@@ -1,0 +1,62 @@
+// Process signals: what Runtime::block_on_main(f, signals) builds on
+// (DESIGN.md §1 "Process integration").
+//
+// Guarantees of block_on_main:
+// - f runs as the root fiber named "main"; the calling thread (the process's
+//   main thread, not a fiber) blocks until it ended, finalizers included.
+// - While it runs, each listed signal (default SIGINT and SIGTERM) is caught
+//   by an async-signal-safe handler that only writes the signal number to a
+//   self-pipe; the calling thread waits on that pipe and interrupts the main
+//   fiber (like interrupt_fork: the fiber unwinds, its finalizers run). A
+//   small root fiber ("main/end-watcher") tells it when the main fiber ended.
+// - A second listed signal while the main fiber is still ending is reported
+//   on stderr ("weft: signal N received again while finalizers run; ignoring
+//   it") and does not disturb the clean-up.
+// - The previous handlers are restored before block_on_main returns; a
+//   signal that arrives after the main fiber ended is ignored.
+// - The result is the process exit status: 128 + N when signal N interrupted
+//   the main fiber (130 for SIGINT, 143 for SIGTERM); otherwise f's value if
+//   f returns int, 0 for any other success, 1 when f failed or was
+//   interrupted by something else (the cause is printed on stderr).
+//   Write `return runtime.block_on_main(...)` in main().
+// - One block_on_main at a time per process (std::logic_error otherwise),
+//   and never from a fiber (std::logic_error). A signal that cannot be
+//   caught (SIGKILL, SIGSTOP, out of range) gives std::invalid_argument.
+#pragma once
+
+#include <weft/detail/fiber_core.hpp>
+
+#include <csignal>
+#include <initializer_list>
+#include <memory>
+
+namespace weft {
+
+// kSignalExitBase: a main fiber stopped by signal N exits with 128 + N.
+inline constexpr int kSignalExitBase = 128;
+
+namespace detail {
+
+// MainSignals routes signals to the main fiber for the time block_on_main
+// runs (RAII: the destructor restores the previous handlers).
+class MainSignals {
+ public:
+  // MainSignals(signals) installs the handlers (before the main fiber starts,
+  // so that no early signal is lost).
+  explicit MainSignals(std::initializer_list<int> signals);
+  // ~MainSignals() restores the previous handlers.
+  ~MainSignals();
+  MainSignals(const MainSignals&) = delete;
+  MainSignals& operator=(const MainSignals&) = delete;
+
+  // run() turns signals into interrupts of `main` until it ended, then
+  // returns the exit status (0 on success; see above).
+  int run(FiberCore& main);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace detail
+}  // namespace weft

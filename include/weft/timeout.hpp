@@ -1,0 +1,108 @@
+// timeout, timeout_exit, timeout_or_throw: give a task a deadline (DESIGN.md
+// §1 "Combinators", §3.10).
+//
+// Guarantees (called from a fiber; each call is an interruptible yield point):
+// - f runs in a child fiber of the caller. If it ends first, its outcome is
+//   returned (a value as std::optional<R>, R = void giving
+//   std::optional<std::monostate>; a failure rethrown) and its timer is
+//   cancelled: no timer entry outlives the call.
+// - On expiry f is interrupted, attributed to the caller, and awaited (its
+//   finalizers have run when timeout returns std::nullopt). A task that is
+//   uninterruptible when the time runs out delays the return until it ends;
+//   its value is then discarded (std::nullopt, like Effect's timeout). A
+//   failure raised while it unwinds (a throwing finalizer) is never lost:
+//   it is rethrown.
+// - "Timed out" vs "interrupted by my parent": expiry returns std::nullopt;
+//   an interrupt of the caller while it waits interrupts and awaits f, then
+//   throws Interrupted. timeout_or_throw turns expiry into TimedOut.
+// - A zero or negative duration has already expired: f is forked and
+//   interrupted at once, without the caller yielding first, so it usually
+//   never runs (on one worker it never does); it is still awaited.
+// - timeout(d, [&] { return disconnect(g); }) returns at the deadline: the
+//   interrupt ends the disconnect at once while g goes on in the background.
+#pragma once
+
+#include <weft/detail/fiber_core.hpp>
+#include <weft/exit.hpp>
+#include <weft/fiber.hpp>
+#include <weft/race.hpp>
+#include <weft/this_fiber.hpp>
+
+#include <chrono>
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace weft {
+
+// TimedOut is what timeout_or_throw throws when the deadline passes first.
+struct TimedOut : std::exception {
+  // what() is "weft::TimedOut: the deadline passed before the task ended".
+  const char* what() const noexcept override;
+};
+
+namespace detail {
+
+// TimeoutWait tells how waiting for a task under a deadline ended.
+enum class TimeoutWait : unsigned char {
+  finished,   // the task ended before the deadline
+  timed_out,  // the deadline passed: the task was interrupted and has ended
+};
+
+// await_with_deadline() waits for `task` until now + d; on expiry it
+// interrupts the task (attributed to the caller) and awaits it uninterruptibly.
+// If the caller is interrupted while waiting, the task is interrupted and
+// awaited, then Interrupted propagates.
+TimeoutWait await_with_deadline(FiberCore& task, std::chrono::nanoseconds d);
+
+// timeout_result_t<F> is the value type timeout returns for f.
+template <class F>
+using timeout_value_t = value_t<std::invoke_result_t<std::decay_t<F>&>>;
+
+}  // namespace detail
+
+// timeout_exit() runs f with a deadline: success(value), success(nullopt) on
+// expiry, or f's failure cause. Throws Interrupted if the caller is interrupted.
+template <class F>
+auto timeout_exit(std::chrono::nanoseconds d, F&& f)
+    -> Exit<std::optional<detail::timeout_value_t<F>>> {
+  using R = std::invoke_result_t<std::decay_t<F>&>;
+  using Out = Exit<std::optional<detail::value_t<R>>>;
+  this_fiber::check_interrupt();
+  Fiber<R> task = weft::fork(std::forward<F>(f));
+  const detail::TimeoutWait how = detail::await_with_deadline(task.core(), d);
+  Exit<R>& exit = task.core().exit();  // only handle: moving out is safe
+  if (!exit.ok()) {
+    if (how == detail::TimeoutWait::timed_out && !exit.cause().has_failure())
+      return Out::success(std::nullopt);
+    return Out::failure(exit.cause());
+  }
+  if (how == detail::TimeoutWait::timed_out) return Out::success(std::nullopt);
+  if constexpr (std::is_void_v<R>) {
+    return Out::success(std::monostate{});
+  } else {
+    return Out::success(std::move(exit).value());
+  }
+}
+
+// timeout() runs f with a deadline: its value, or std::nullopt on expiry;
+// f's failure is rethrown.
+template <class F>
+auto timeout(std::chrono::nanoseconds d, F&& f) -> std::optional<detail::timeout_value_t<F>> {
+  return std::move(timeout_exit(d, std::forward<F>(f))).value();
+}
+
+// timeout_or_throw() runs f with a deadline: its value, TimedOut on expiry,
+// f's failure rethrown.
+template <class F>
+auto timeout_or_throw(std::chrono::nanoseconds d, F&& f) -> std::invoke_result_t<std::decay_t<F>&> {
+  auto result = timeout(d, std::forward<F>(f));
+  if (!result) throw TimedOut{};
+  if constexpr (!std::is_void_v<std::invoke_result_t<std::decay_t<F>&>>) {
+    return std::move(*result);
+  }
+}
+
+}  // namespace weft

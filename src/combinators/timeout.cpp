@@ -1,0 +1,52 @@
+// timeout: the non-template part (the deadline wait and its clean-up).
+#include <weft/timeout.hpp>
+
+namespace weft {
+
+const char* TimedOut::what() const noexcept {
+  return "weft::TimedOut: the deadline passed before the task ended";
+}
+
+namespace detail {
+
+namespace {
+
+// stop_task() interrupts the task (attributed to the caller) and awaits it,
+// finalizers included, without being interruptible itself (DESIGN 3.10).
+void stop_task(FiberCore& task, FiberId me) noexcept {
+  if (!task.done()) task.request_interrupt(me);
+  task.await_done_masked();
+}
+
+// wait_for() is true if the task ended within d.
+bool wait_for(FiberCore& task, std::chrono::nanoseconds d) {
+  using Clock = std::chrono::steady_clock;
+  if (d <= std::chrono::nanoseconds::zero()) return task.done();  // already expired
+  const Clock::time_point now = Clock::now();
+  // A duration past the end of the clock is no deadline at all.
+  if (d >= Clock::time_point::max() - now) {
+    task.await_done();
+    return true;
+  }
+  return task.await_done_until(now + std::chrono::duration_cast<Clock::duration>(d));
+}
+
+}  // namespace
+
+TimeoutWait await_with_deadline(FiberCore& task, std::chrono::nanoseconds d) {
+  const FiberId me = current_id();
+  bool finished = false;
+  try {
+    finished = wait_for(task, d);
+  } catch (...) {
+    // The caller was interrupted ("interrupted by my parent", not a timeout).
+    stop_task(task, me);
+    throw;
+  }
+  if (finished) return TimeoutWait::finished;
+  stop_task(task, me);
+  return TimeoutWait::timed_out;
+}
+
+}  // namespace detail
+}  // namespace weft
