@@ -19,3 +19,15 @@ foreach(source IN LISTS weft_micro_sources)
   target_link_libraries(micro_${name} PRIVATE weft benchmark::benchmark_main)
   weft_target_warnings(micro_${name})
 endforeach()
+
+# The kernels' --quick smoke run is part of the test suite so they cannot rot:
+# every kernel checks its own result and compare exits non-zero on a failure.
+if(BUILD_TESTING OR WEFT_DEVELOPER_MODE)
+  find_package(Python3 COMPONENTS Interpreter)
+  if(Python3_Interpreter_FOUND AND weft_kernel_sources)
+    add_test(NAME benchmarks_quick
+             COMMAND Python3::Interpreter "${PROJECT_SOURCE_DIR}/benchmarks/compare" --quick
+                     --no-build --no-install --build-dir "${PROJECT_BINARY_DIR}")
+    set_tests_properties(benchmarks_quick PROPERTIES LABELS "benchmarks_quick" TIMEOUT 600)
+  endif()
+endif()
