@@ -19,19 +19,10 @@ namespace {
 using namespace std::chrono_literals;
 using test::EventLog;
 using test::RuntimeTest;
+using test::contains;
+using test::yield_until;
 
 constexpr auto kLong = std::chrono::hours(1);  // a sleep nobody waits out
-
-// yield_until() yields until pred() holds (no sleeps).
-template <class P>
-void yield_until(P pred) {
-  while (!pred()) this_fiber::yield();
-}
-
-// contains() is true when ids holds id.
-bool contains(const std::vector<FiberId>& ids, FiberId id) {
-  return std::find(ids.begin(), ids.end(), id) != ids.end();
-}
 
 struct Boom : std::runtime_error {
   using std::runtime_error::runtime_error;

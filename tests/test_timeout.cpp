@@ -19,18 +19,11 @@ namespace {
 using namespace std::chrono_literals;
 using test::EventLog;
 using test::RuntimeTest;
+using test::contains;
+using test::yield_until;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kLong = std::chrono::hours(1);  // a sleep nobody waits out
-
-template <class P>
-void yield_until(P pred) {
-  while (!pred()) this_fiber::yield();
-}
-
-bool contains(const std::vector<FiberId>& ids, FiberId id) {
-  return std::find(ids.begin(), ids.end(), id) != ids.end();
-}
 
 // pending_timers() counts the timer entries of every worker of this runtime.
 std::size_t pending_timers() {

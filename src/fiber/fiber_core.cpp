@@ -235,16 +235,8 @@ void FiberCore::resume() noexcept {
 // Awaiting
 
 void FiberCore::await_done() {
-  if (done()) return;
-  if (current_fiber() == this)
-    throw std::logic_error(fmt::format("weft: fiber {} awaits itself (it would wait forever)", id_));
-  std::unique_lock lk(joiners_.lock());
-  if (done_.load(std::memory_order_acquire)) return;
-  Waiter w;
-  WaitOptions o;
-  o.what = "await";
-  if (joiners_.wait(lk, w, o) == WaitStatus::interrupted) throw_wait_interrupted();
-  WEFT_ASSERT(done(), "await of fiber {} woke before its end", id_);
+  [[maybe_unused]] const bool ended = await_done_until(std::chrono::steady_clock::time_point::max());
+  WEFT_ASSERT(ended, "await of fiber {} woke before its end", id_);
 }
 
 bool FiberCore::await_done_until(std::chrono::steady_clock::time_point deadline) {
@@ -255,7 +247,7 @@ bool FiberCore::await_done_until(std::chrono::steady_clock::time_point deadline)
   if (done_.load(std::memory_order_acquire)) return true;
   Waiter w;
   WaitOptions o;
-  o.deadline = deadline;
+  if (deadline != std::chrono::steady_clock::time_point::max()) o.deadline = deadline;
   o.what = "await";
   switch (joiners_.wait(lk, w, o)) {
     case WaitStatus::interrupted:

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -62,6 +63,17 @@ void wait_parked(const Fiber<T>& f) {
   auto& state = f.core().run_state();
   while (state.load(std::memory_order_acquire) != detail::RunState::parked && !f.done())
     this_fiber::yield();
+}
+
+// yield_until() yields until pred() holds (no sleeps).
+template <class P>
+void yield_until(P pred) {
+  while (!pred()) this_fiber::yield();
+}
+
+// contains() is true when ids holds id (e.g. a Cause's interruptors).
+inline bool contains(const std::vector<FiberId>& ids, FiberId id) {
+  return std::find(ids.begin(), ids.end(), id) != ids.end();
 }
 
 // Forever is a duration nobody waits out in a test.

@@ -75,7 +75,8 @@ class FiberCore : public WaitOwner {
   // await_done() waits for the end: an interruptible yield point in a fiber,
   // a blocking call on a plain thread. Throws Interrupted if interrupted.
   void await_done();
-  // await_done_until() is await_done() with a deadline; false if it passed first.
+  // await_done_until() is await_done() with a deadline (time_point::max(): none);
+  // false if it passed first.
   bool await_done_until(std::chrono::steady_clock::time_point deadline);
   // await_done_masked() waits for the end without being interruptible.
   void await_done_masked() noexcept;
