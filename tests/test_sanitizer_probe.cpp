@@ -1,0 +1,40 @@
+// The sanitizer stages must really be instrumented: this probe fails if the
+// asan/tsan presets ever stop passing the flags through to the tests.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+namespace {
+
+#if defined(WEFT_ASAN)
+[[gnu::noinline]] int read_past_end(volatile int* p, int n) { return p[n]; }
+
+TEST(SanitizerProbeDeathTest, test_sanitizer_probe_asan_catches_heap_overflow) {
+  EXPECT_DEATH(
+      {
+        auto* p = static_cast<volatile int*>(std::malloc(4 * sizeof(int)));
+        std::exit(read_past_end(p, 4));
+      },
+      "AddressSanitizer: heap-buffer-overflow");
+}
+#elif defined(WEFT_TSAN)
+TEST(SanitizerProbe, test_sanitizer_probe_tsan_is_compiled_in) {
+#if defined(__SANITIZE_THREAD__)
+  SUCCEED();
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+  SUCCEED();
+#else
+  FAIL() << "WEFT_TSAN is defined but the code is not compiled with -fsanitize=thread";
+#endif
+#else
+  FAIL() << "WEFT_TSAN is defined but the code is not compiled with -fsanitize=thread";
+#endif
+}
+#else
+TEST(SanitizerProbe, test_sanitizer_probe_plain_build) {
+  GTEST_SKIP() << "not a sanitizer build";
+}
+#endif
+
+}  // namespace
