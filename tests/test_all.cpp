@@ -20,16 +20,13 @@ namespace weft {
 namespace {
 
 using namespace std::chrono_literals;
+using test::Boom;
 using test::EventLog;
 using test::RuntimeTest;
 using test::contains;
 using test::yield_until;
 
 constexpr auto kLong = std::chrono::hours(1);  // a sleep nobody waits out
-
-struct Boom : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 class AllTest : public RuntimeTest {};
 WEFT_RUNTIME_TEST_SUITE(AllTest);

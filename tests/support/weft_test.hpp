@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,11 @@ void yield_until(P pred) {
 inline bool contains(const std::vector<FiberId>& ids, FiberId id) {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
 }
+
+// Boom is the test failure type of the combinator tests.
+struct Boom : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 // Forever is a duration nobody waits out in a test.
 inline constexpr std::chrono::hours kForever{24};
