@@ -17,20 +17,28 @@ namespace weft {
 
 // RuntimeOptions configures a Runtime.
 struct RuntimeOptions {
-  unsigned workers = 0;                        // 0: std::thread::hardware_concurrency()
-  std::size_t stack_size = 256 * 1024;         // default usable stack per fiber (>= 16 KiB)
-  std::size_t stack_cache_per_worker = 64;     // stacks each worker keeps for reuse
-  std::size_t guard_budget = 0;                // max guard-paged stacks; 0: from vm.max_map_count
+  unsigned workers = 0;                     // 0: std::thread::hardware_concurrency()
+  std::size_t stack_size = 256 * 1024;      // default usable stack per fiber (>= 16 KiB)
+  std::size_t stack_cache_per_worker = 64;  // stacks each worker keeps for reuse
+  std::size_t guard_budget = 0;             // max guard-paged stacks; 0: from vm.max_map_count
   std::chrono::milliseconds shutdown_grace{5000};  // ~Runtime reports fibers still alive after this
-  std::uint64_t seed = 0;                      // steal-victim randomisation seed (0: fixed default)
-  std::string name = "weft";                   // prefix of worker thread names
+  std::uint64_t seed = 0;  // steal-victim randomisation seed (0: fixed default)
+  // deterministic (test-only): run all `workers` on ONE OS thread and take
+  // every scheduling decision from `seed` (which worker steps next, which of
+  // its queues it pops, where a woken fiber goes, steal victims), with a
+  // virtual clock (this_fiber::now()) that advances 1 us per scheduling step
+  // and jumps to the next timer when every fiber is blocked. The same seed
+  // and the same program replay the same interleaving, interrupts included,
+  // as long as no plain thread interacts with the fibers while they run.
+  bool deterministic = false;
+  std::string name = "weft";  // prefix of worker thread names
 };
 
 // RuntimeStats is a snapshot of a runtime's counters.
 struct RuntimeStats {
-  std::int64_t live_fibers = 0;   // started and not yet fully ended (stack returned)
-  std::size_t stacks_in_use = 0;  // stacks handed out by the pool
-  unsigned workers = 0;           // worker threads
+  std::int64_t live_fibers = 0;      // started and not yet fully ended (stack returned)
+  std::size_t stacks_in_use = 0;     // stacks handed out by the pool
+  unsigned workers = 0;              // worker threads
   std::size_t unfinished_roots = 0;  // root and daemon fibers whose Exit is not yet published
 };
 
@@ -58,7 +66,7 @@ class Runtime {
     check_accepting("spawn");
     detail::check_stack_size(options.stack_size, "ForkOptions::stack_size");
     auto* core = new detail::FiberTask<R, std::decay_t<F>>(*scheduler_, nullptr, options,
-                                                          std::forward<F>(f));
+                                                           std::forward<F>(f));
     Fiber<R> handle{detail::FiberRef(core)};
     detail::start_fiber(core, /*root=*/true);
     return handle;

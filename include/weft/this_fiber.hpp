@@ -25,6 +25,9 @@ void yield();
 void sleep_for(std::chrono::nanoseconds d);
 // sleep_until() suspends the fiber until t; a yield point.
 void sleep_until(std::chrono::steady_clock::time_point t);
+// now() is the clock that sleeps and deadlines use: steady_clock, or the
+// runtime's virtual clock under RuntimeOptions::deterministic.
+std::chrono::steady_clock::time_point now() noexcept;
 // check_interrupt() is an explicit stop point for CPU loops: a load and a
 // branch when nothing is pending.
 inline void check_interrupt() {

@@ -1,6 +1,8 @@
 // timeout: the non-template part (the deadline wait and its clean-up).
 #include <weft/timeout.hpp>
 
+#include "scheduler/scheduler.hpp"
+
 namespace weft {
 
 const char* TimedOut::what() const noexcept {
@@ -22,7 +24,7 @@ void stop_task(FiberCore& task, FiberId me) noexcept {
 bool wait_for(FiberCore& task, std::chrono::nanoseconds d) {
   using Clock = std::chrono::steady_clock;
   if (d <= std::chrono::nanoseconds::zero()) return task.done();  // already expired
-  const Clock::time_point now = Clock::now();
+  const Clock::time_point now = clock_now();
   // A duration past the end of the clock is no deadline at all.
   if (d >= Clock::time_point::max() - now) {
     task.await_done();

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "scheduler/scheduler.hpp"
+
 #include <cstdio>
 #include <thread>
 
@@ -38,8 +40,10 @@ void sleep_until(std::chrono::steady_clock::time_point t) {
     detail::throw_wait_interrupted();
 }
 
+std::chrono::steady_clock::time_point now() noexcept { return detail::clock_now(); }
+
 void sleep_for(std::chrono::nanoseconds d) {
-  sleep_until(std::chrono::steady_clock::now() +
+  sleep_until(detail::clock_now() +
               std::chrono::duration_cast<std::chrono::steady_clock::duration>(d));
 }
 

@@ -26,16 +26,24 @@ StackPoolOptions pool_options(const RuntimeOptions& o) {
 }  // namespace
 
 Scheduler::Scheduler(const RuntimeOptions& options)
-    : options_(resolve(options)), stacks_(pool_options(options_)) {
+    : options_(resolve(options)),
+      stacks_(pool_options(options_)),
+      driver_rng_((options_.seed * 0xD1B54A32D192ED03ull + 0x8BB84B93962EACC9ull) | 1),
+      virtual_ticks_(Clock::now().time_since_epoch().count()) {
   workers_.reserve(options_.workers);
   for (unsigned i = 0; i < options_.workers; ++i)
     workers_.push_back(std::make_unique<Worker>(*this, i, options_.seed));
+  if (options_.deterministic) {
+    driver_ = std::thread([this] { Worker::drive(*this); });
+    return;
+  }
   for (auto& w : workers_) w->start();
 }
 
 Scheduler::~Scheduler() {
   stopping_.store(true, std::memory_order_release);
   for (auto& w : workers_) w->wake();
+  if (driver_.joinable()) driver_.join();
   for (auto& w : workers_) w->join();
   WEFT_ASSERT(live() == 0, "{} fibers still live at scheduler destruction", live());
 }
@@ -113,8 +121,10 @@ void Scheduler::register_root(FiberCore* f) {
 
 void Scheduler::unregister_root(FiberCore* f) {
   std::lock_guard lk(roots_mu_);
-  if (f->root_prev != nullptr) f->root_prev->root_next = f->root_next;
-  else roots_ = f->root_next;
+  if (f->root_prev != nullptr)
+    f->root_prev->root_next = f->root_next;
+  else
+    roots_ = f->root_next;
   if (f->root_next != nullptr) f->root_next->root_prev = f->root_prev;
   f->root_prev = f->root_next = nullptr;
 }
@@ -172,21 +182,27 @@ std::string Scheduler::dump() const {
   std::string out;
   auto state_name = [](RunState s) {
     switch (s) {
-      case RunState::runnable: return "runnable";
-      case RunState::running: return "running";
-      case RunState::parking: return "parking";
-      case RunState::parked: return "parked";
-      case RunState::notified: return "notified";
-      case RunState::done: return "done";
+      case RunState::runnable:
+        return "runnable";
+      case RunState::running:
+        return "running";
+      case RunState::parking:
+        return "parking";
+      case RunState::parked:
+        return "parked";
+      case RunState::notified:
+        return "notified";
+      case RunState::done:
+        return "done";
     }
     return "?";
   };
   std::function<void(FiberCore*, int)> walk = [&](FiberCore* f, int depth) {
-    out += fmt::format("{:{}}fiber {} '{}' parent {} state {}{}{}\n", "", depth * 2, f->id(),
-                       f->name(), f->parent() ? f->parent()->id() : FiberId{},
-                       state_name(f->run_state().load(std::memory_order_relaxed)),
-                       f->blocked_on() ? " blocked on " : "",
-                       f->blocked_on() ? f->blocked_on() : "");
+    out +=
+        fmt::format("{:{}}fiber {} '{}' parent {} state {}{}{}\n", "", depth * 2, f->id(),
+                    f->name(), f->parent() ? f->parent()->id() : FiberId{},
+                    state_name(f->run_state().load(std::memory_order_relaxed)),
+                    f->blocked_on() ? " blocked on " : "", f->blocked_on() ? f->blocked_on() : "");
     f->for_each_child([&](FiberCore* c) { walk(c, depth + 1); });
   };
   std::lock_guard lk(roots_mu_);

@@ -36,6 +36,9 @@ class Worker {
   // push_local() makes f the next fiber to run here (owner thread only); a
   // fiber it displaces from the LIFO slot goes to the deque.
   void push_local(FiberCore* f);
+  // drive() runs every worker of a deterministic scheduler on the calling
+  // thread, one seeded scheduling step at a time, until the scheduler stops.
+  static void drive(Scheduler& s);
   // steal() takes a fiber from this worker's deque (or, when `desperate`,
   // its LIFO slot) for another worker.
   FiberCore* steal(bool desperate) noexcept;
@@ -58,6 +61,7 @@ class Worker {
  private:
   void run();
   FiberCore* next();
+  FiberCore* next_shuffled();
   FiberCore* steal_any(bool desperate);
   void run_fiber(FiberCore* f);
   void start_fiber_stack(FiberCore* f);
@@ -120,6 +124,16 @@ class Scheduler {
   unsigned worker_count() const noexcept { return static_cast<unsigned>(workers_.size()); }
   Worker& worker(unsigned i) noexcept { return *workers_[i]; }
   const RuntimeOptions& options() const noexcept { return options_; }
+  bool deterministic() const noexcept { return options_.deterministic; }
+  // now() is steady_clock, or the virtual clock of a deterministic scheduler.
+  Clock::time_point now() const noexcept {
+    if (!options_.deterministic) return Clock::now();
+    return Clock::time_point(Clock::duration(virtual_ticks_.load(std::memory_order_relaxed)));
+  }
+  // advance_clock() moves the virtual clock to t if t is later (driver only).
+  void advance_clock(Clock::time_point t) noexcept {
+    if (t > now()) virtual_ticks_.store(t.time_since_epoch().count(), std::memory_order_relaxed);
+  }
 
   // sleeping protocol (Worker::idle)
   void add_sleeper(Worker* w);
@@ -131,6 +145,9 @@ class Scheduler {
   RuntimeOptions options_;
   StackPool stacks_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::thread driver_;  // the one thread of a deterministic scheduler
+  std::uint64_t driver_rng_;
+  std::atomic<Clock::rep> virtual_ticks_;
 
   mutable std::mutex inject_mu_;
   std::deque<FiberCore*> injected_;
@@ -150,5 +167,12 @@ class Scheduler {
 
 // current_worker_any() is this thread's worker of any scheduler, or nullptr.
 Worker* current_worker_any() noexcept;
+
+// clock_now() is the current worker's scheduler clock (virtual when the
+// scheduler is deterministic), else steady_clock.
+inline Clock::time_point clock_now() noexcept {
+  Worker* w = current_worker_any();
+  return w != nullptr ? w->scheduler().now() : Clock::now();
+}
 
 }  // namespace weft::detail

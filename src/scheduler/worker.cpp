@@ -62,6 +62,10 @@ void Worker::join() {
 }
 
 void Worker::push_local(FiberCore* f) {
+  if (sched_.deterministic() && (xorshift(rng_) & 3) == 0) {
+    deque_.push(f);  // replay: sometimes behind the older work, not next
+    return;
+  }
   // acq_rel: a thief that exchanges the slot sees the fiber's state.
   FiberCore* displaced = lifo_slot_.exchange(f, std::memory_order_acq_rel);
   if (displaced != nullptr) {
@@ -102,6 +106,7 @@ void Worker::run() {
 }
 
 FiberCore* Worker::next() {
+  if (sched_.deterministic()) return next_shuffled();
   ++tick_;
   if (tick_ % 61 == 0) {
     if (FiberCore* f = sched_.pop_injected()) return f;
@@ -121,6 +126,84 @@ FiberCore* Worker::next() {
   return steal_any(false);
 }
 
+// next_shuffled(): the deterministic scheduler's pick. Due timers fire
+// first (virtual time), then the sources are tried in a seeded order, so a
+// seed covers interleavings that most-recent-first would rarely produce.
+FiberCore* Worker::next_shuffled() {
+  fire_timers();
+  const std::uint64_t r = xorshift(rng_);
+  const unsigned first = static_cast<unsigned>(r % 4);
+  for (unsigned i = 0; i < 4; ++i) {
+    FiberCore* f = nullptr;
+    switch ((first + i) % 4) {
+      case 0:
+        f = lifo_slot_.exchange(nullptr, std::memory_order_acq_rel);
+        break;
+      case 1:
+        f = deque_.pop();
+        break;
+      case 2:
+        f = sched_.pop_injected();
+        break;
+      default:
+        f = steal_any(((r >> 8) & 1) != 0);
+        break;
+    }
+    if (f != nullptr) return f;
+  }
+  return nullptr;
+}
+
+void Worker::drive(Scheduler& s) {
+  constexpr auto kStep = std::chrono::microseconds(1);
+  for (auto& w : s.workers_) context_init_thread(w->sched_ctx_);
+  install_overflow_handler_for_thread();
+  pthread_setname_np(pthread_self(), (s.options().name.substr(0, 10) + "/det").c_str());
+  const unsigned n = s.worker_count();
+  for (;;) {
+    // Draw from the seed only when there is work: the idle loop's count of
+    // rounds depends on when a plain thread injects, and must not shift it.
+    bool work = s.has_injected();
+    for (unsigned i = 0; !work && i < n; ++i) {
+      Worker& w = *s.workers_[i];
+      auto d = w.timers_.next_deadline();
+      work = w.has_stealable_work() || (d && *d <= s.now());
+    }
+    // One step: a seeded worker (the next ones in turn if it has nothing)
+    // runs one fiber until that fiber switches out.
+    bool ran = false;
+    const unsigned start = work ? static_cast<unsigned>(xorshift(s.driver_rng_) % n) : 0;
+    for (unsigned i = 0; work && i < n && !ran; ++i) {
+      Worker& w = *s.workers_[(start + i) % n];
+      tls_worker = &w;
+      if (FiberCore* f = w.next()) {
+        s.advance_clock(s.now() + kStep);
+        w.run_fiber(f);
+        ran = true;
+      }
+    }
+    if (ran) continue;
+    // Every fiber is blocked: jump the virtual clock to the earliest timer.
+    std::optional<Clock::time_point> due;
+    for (auto& w : s.workers_) {
+      auto d = w->timers_.next_deadline();
+      if (d && (!due || *d < *due)) due = d;
+    }
+    if (due) {
+      s.advance_clock(*due);
+      continue;
+    }
+    if (s.stopping()) break;
+    // Nothing to do until a plain thread injects a fiber or stops us.
+    Worker& w0 = *s.workers_[0];
+    w0.wake_word_.store(0, std::memory_order_relaxed);
+    s.add_sleeper(&w0);
+    if (!s.has_injected() && !s.stopping()) futex_wait(w0.wake_word_, 0, std::nullopt);
+    s.remove_sleeper(&w0);
+  }
+  tls_worker = nullptr;
+}
+
 FiberCore* Worker::steal_any(bool desperate) {
   const unsigned n = sched_.worker_count();
   if (n <= 1) return nullptr;
@@ -136,7 +219,7 @@ FiberCore* Worker::steal_any(bool desperate) {
 bool Worker::fire_timers() {
   auto next = timers_.next_deadline();
   if (!next) return false;
-  auto now = Clock::now();
+  auto now = sched_.now();
   if (*next > now) return false;
   return timers_.fire_expired(now) > 0;
 }
@@ -164,7 +247,7 @@ void Worker::idle() {
     auto d = sched_.worker(i).timers().next_deadline();
     if (d && (!deadline || *d < *deadline)) deadline = d;
   }
-  if (deadline && *deadline <= Clock::now()) work = true;
+  if (deadline && *deadline <= sched_.now()) work = true;
   if (!work) futex_wait(wake_word_, 0, deadline);
   sched_.remove_sleeper(this);
   // Timers of other workers that are busy with a long-running fiber.
@@ -172,7 +255,7 @@ void Worker::idle() {
     Worker& w = sched_.worker(i);
     if (&w == this) continue;
     auto d = w.timers().next_deadline();
-    if (d && *d <= Clock::now()) w.timers().fire_expired(Clock::now());
+    if (d && *d <= sched_.now()) w.timers().fire_expired(sched_.now());
   }
 }
 
@@ -181,7 +264,8 @@ void Worker::start_fiber_stack(FiberCore* f) {
   std::size_t size = f->stack_size_request();
   if (size == sched_.default_stack_size()) size = 0;
   fc.stack = sched_.stacks().acquire(index_, size);
-  fc.info = RunningFiberInfo{&fc.stack, f->id().value(), f->name().empty() ? nullptr : f->name().c_str()};
+  fc.info =
+      RunningFiberInfo{&fc.stack, f->id().value(), f->name().empty() ? nullptr : f->name().c_str()};
   context_make(fc.ctx, fc.stack, &entry, f);
 }
 
