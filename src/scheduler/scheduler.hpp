@@ -62,6 +62,7 @@ class Worker {
   void run();
   FiberCore* next();
   FiberCore* next_shuffled();
+  FiberCore* take_yielded();
   FiberCore* steal_any(bool desperate);
   void run_fiber(FiberCore* f);
   void start_fiber_stack(FiberCore* f);
@@ -76,6 +77,10 @@ class Worker {
   ChaseLevDeque<FiberCore> deque_;
   alignas(64) std::atomic<FiberCore*> lifo_slot_{nullptr};
   alignas(64) std::atomic<std::int64_t> live_delta_{0};
+  // Fibers that yielded here, oldest first (owner only): they run after the
+  // LIFO slot and the deque; see take_yielded().
+  std::vector<FiberCore*> yielded_;
+  std::size_t yielded_head_ = 0;
   unsigned lifo_streak_ = 0;
   std::uint64_t tick_ = 0;
   std::uint64_t rng_;

@@ -2,11 +2,13 @@
 //
 // Order of picking work (most-recent-first keeps a fork tree depth-first and
 // its live set small; cf. Go's runnext and Tokio's LIFO slot):
-//   1. every 61st tick the injection queue first (fairness, as in Go);
+//   1. every 61st tick the injection queue and the yielded fibers first
+//      (fairness, as in Go);
 //   2. the LIFO slot, at most kLifoBudget times in a row;
 //   3. the own deque's bottom (LIFO);
 //   4. the injection queue;
-//   5. stealing: random victims' deque tops (FIFO), then, after a few idle
+//   5. the fibers that yielded here (FIFO);
+//   6. stealing: random victims' deque tops (FIFO), then, after a few idle
 //      rounds, their LIFO slots.
 #include "scheduler/scheduler.hpp"
 
@@ -110,6 +112,7 @@ FiberCore* Worker::next() {
   ++tick_;
   if (tick_ % 61 == 0) {
     if (FiberCore* f = sched_.pop_injected()) return f;
+    if (FiberCore* f = take_yielded()) return f;
   }
   if ((tick_ & 15) == 0) fire_timers();
   if (lifo_streak_ < kLifoBudget) {
@@ -122,6 +125,7 @@ FiberCore* Worker::next() {
   if (FiberCore* f = deque_.pop()) return f;
   if (FiberCore* f = lifo_slot_.exchange(nullptr, std::memory_order_acq_rel)) return f;
   if (FiberCore* f = sched_.pop_injected()) return f;
+  if (FiberCore* f = take_yielded()) return f;
   if (fire_timers()) return next();
   return steal_any(false);
 }
@@ -132,10 +136,10 @@ FiberCore* Worker::next() {
 FiberCore* Worker::next_shuffled() {
   fire_timers();
   const std::uint64_t r = xorshift(rng_);
-  const unsigned first = static_cast<unsigned>(r % 4);
-  for (unsigned i = 0; i < 4; ++i) {
+  const unsigned first = static_cast<unsigned>(r % 5);
+  for (unsigned i = 0; i < 5; ++i) {
     FiberCore* f = nullptr;
-    switch ((first + i) % 4) {
+    switch ((first + i) % 5) {
       case 0:
         f = lifo_slot_.exchange(nullptr, std::memory_order_acq_rel);
         break;
@@ -144,6 +148,9 @@ FiberCore* Worker::next_shuffled() {
         break;
       case 2:
         f = sched_.pop_injected();
+        break;
+      case 3:
+        f = take_yielded();
         break;
       default:
         f = steal_any(((r >> 8) & 1) != 0);
@@ -167,7 +174,7 @@ void Worker::drive(Scheduler& s) {
     for (unsigned i = 0; !work && i < n; ++i) {
       Worker& w = *s.workers_[i];
       auto d = w.timers_.next_deadline();
-      work = w.has_stealable_work() || (d && *d <= s.now());
+      work = w.has_stealable_work() || w.yielded_head_ < w.yielded_.size() || (d && *d <= s.now());
     }
     // One step: a seeded worker (the next ones in turn if it has nothing)
     // runs one fiber until that fiber switches out.
@@ -202,6 +209,25 @@ void Worker::drive(Scheduler& s) {
     s.remove_sleeper(&w0);
   }
   tls_worker = nullptr;
+}
+
+// take_yielded() returns the oldest fiber that yielded here. The younger
+// ones move to the deque (in order: its bottom pops them oldest first),
+// where idle workers can steal them; this runs only when the LIFO slot and
+// the deque are empty, or on the fairness tick.
+FiberCore* Worker::take_yielded() {
+  if (yielded_head_ == yielded_.size()) return nullptr;
+  FiberCore* f = yielded_[yielded_head_++];
+  if (yielded_head_ < yielded_.size() && deque_.empty_approx()) {
+    for (std::size_t i = yielded_.size(); i > yielded_head_; --i) deque_.push(yielded_[i - 1]);
+    yielded_head_ = yielded_.size();
+    sched_.notify_work();
+  }
+  if (yielded_head_ == yielded_.size()) {
+    yielded_.clear();
+    yielded_head_ = 0;
+  }
+  return f;
 }
 
 FiberCore* Worker::steal_any(bool desperate) {
@@ -296,7 +322,7 @@ void Worker::after_switch(FiberCore* f) {
   switch (f->take_switch_action()) {
     case SwitchAction::yield:
       f->run_state().store(RunState::runnable, std::memory_order_relaxed);
-      sched_.inject(f);
+      yielded_.push_back(f);
       break;
     case SwitchAction::park: {
       RunState expected = RunState::parking;

@@ -1,0 +1,71 @@
+// Micro-benchmarks of the wait path and of the interrupt check, measured on
+// a one-worker runtime from inside a fiber:
+//   - park/wake round trip: two fibers hand a turn back and forth through
+//     Semaphore(0) (the thinnest primitive over detail::WaitQueue): per
+//     iteration, two parks, two wakes and the switches between them;
+//   - wake_one on an empty queue (the lock and the claim loop);
+//   - this_fiber::check_interrupt() with nothing pending (a load and a branch);
+//   - this_fiber::yield() alone, the reference for "one trip through the
+//     scheduler".
+#include <benchmark/benchmark.h>
+
+#include <weft/weft.hpp>
+
+namespace weft {
+namespace {
+
+template <class Body>
+void in_fiber(benchmark::State& state, Body body) {
+  RuntimeOptions o;
+  o.workers = 1;
+  Runtime rt(o);
+  Exit<void> e = rt.block_on([&] { body(state); });
+  if (!e.ok()) state.SkipWithError("the benchmark fiber failed");
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_park_wake_round_trip(benchmark::State& state) {
+  in_fiber(state, [](benchmark::State& s) {
+    Semaphore ping(0), pong(0);
+    Fiber<void> partner = fork([&] {
+      for (;;) {
+        ping.acquire();
+        pong.release();
+      }
+    });
+    for (auto _ : s) {
+      ping.release();
+      pong.acquire();
+    }
+    (void)partner.interrupt();
+  });
+}
+BENCHMARK(BM_park_wake_round_trip);
+
+void BM_wake_one_empty_queue(benchmark::State& state) {
+  in_fiber(state, [](benchmark::State& s) {
+    detail::WaitQueue q;
+    for (auto _ : s) benchmark::DoNotOptimize(q.wake_one());
+  });
+}
+BENCHMARK(BM_wake_one_empty_queue);
+
+void BM_check_interrupt_nothing_pending(benchmark::State& state) {
+  in_fiber(state, [](benchmark::State& s) {
+    for (auto _ : s) {
+      this_fiber::check_interrupt();
+      benchmark::ClobberMemory();
+    }
+  });
+}
+BENCHMARK(BM_check_interrupt_nothing_pending);
+
+void BM_yield_alone(benchmark::State& state) {
+  in_fiber(state, [](benchmark::State& s) {
+    for (auto _ : s) this_fiber::yield();
+  });
+}
+BENCHMARK(BM_yield_alone);
+
+}  // namespace
+}  // namespace weft
