@@ -16,6 +16,8 @@
 // - all() with no tasks returns std::tuple<>{} at once.
 // - for_each_par(first, last, f, concurrency) calls f(*it) for every element
 //   in its own fiber, at most `concurrency` at a time (0: std::invalid_argument).
+// - Outside any fiber, all and for_each_par throw std::logic_error ("weft::all
+//   called outside any fiber; use Runtime::spawn"), whatever the tasks.
 //   f is shared by the fibers (called concurrently; it must be safe to).
 //   After a failure no further element is started; the first failure is
 //   rethrown once the running ones were interrupted and awaited.
@@ -50,6 +52,7 @@ auto all_values(Contest& c, std::index_sequence<I...>)
 template <class... F>
 requires(std::invocable<std::decay_t<F>&>&&...) auto all(F&&... f)
     -> std::tuple<detail::value_t<std::invoke_result_t<std::decay_t<F>&>>...> {
+  (void)detail::require_scheduler("weft::all");  // std::logic_error outside a fiber
   if constexpr (sizeof...(F) == 0) {
     return {};
   } else {
@@ -67,6 +70,7 @@ requires(std::invocable<std::decay_t<F>&>&&...) auto all(F&&... f)
 template <class F>
 auto all(std::vector<F>& fs) -> std::vector<detail::value_t<std::invoke_result_t<F&>>> {
   using R = std::invoke_result_t<F&>;
+  (void)detail::require_scheduler("weft::all");  // std::logic_error outside a fiber
   std::vector<detail::value_t<R>> values;
   if (fs.empty()) return values;
   this_fiber::check_interrupt();
@@ -87,6 +91,7 @@ auto all(std::vector<F>& fs) -> std::vector<detail::value_t<std::invoke_result_t
 template <std::forward_iterator It, class F>
 requires std::invocable<F&, std::iter_reference_t<It>>
 void for_each_par(It first, It last, F f, std::size_t concurrency) {
+  (void)detail::require_scheduler("weft::for_each_par");  // std::logic_error outside a fiber
   if (concurrency == 0)
     throw std::invalid_argument("weft::for_each_par: concurrency must be at least 1");
   const auto n = static_cast<std::size_t>(std::distance(first, last));

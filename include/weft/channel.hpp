@@ -38,6 +38,10 @@
 // Destroying a Channel while fibers wait on it wakes them with
 // std::logic_error; buffered items are destroyed with it.
 //
+// Misuse: send() on a closed channel throws ChannelClosed (above); a
+// capacity too large for any allocation throws std::invalid_argument
+// ("weft::Channel: capacity N is too large ...") instead of bad_alloc.
+//
 // Requirements: T is nothrow move constructible (items move under a spin
 // lock, and a hand-off that has begun cannot fail half-way).
 #pragma once
@@ -48,9 +52,12 @@
 #include <weft/detail/wait_queue.hpp>
 #include <weft/this_fiber.hpp>
 
+#include <fmt/format.h>
+
 #include <cstddef>
 #include <deque>
 #include <iterator>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -79,8 +86,16 @@ inline constexpr const char* kChannelDestroyed = "weft::Channel destroyed while 
 template <class T>
 class ChannelBuffer {
  public:
-  // ChannelBuffer() is empty; capacity 0 means unbounded.
+  // ChannelBuffer() is empty; capacity 0 means unbounded. A capacity whose
+  // ring no allocation could hold throws std::invalid_argument.
   explicit ChannelBuffer(std::size_t capacity) : capacity_(capacity) {
+    constexpr std::size_t kMaxCapacity =
+        static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max()) /
+        sizeof(std::optional<T>);
+    if (capacity_ > kMaxCapacity)
+      throw std::invalid_argument(
+          fmt::format("weft::Channel: capacity {} is too large (at most {}; 0 means unbounded)",
+                      capacity_, kMaxCapacity));
     if (capacity_ != 0) ring_ = std::make_unique<std::optional<T>[]>(capacity_);
   }
   // size() is how many items are buffered.
@@ -136,7 +151,8 @@ class Channel {
   // Iterator is the input iterator of range-for (defined below).
   class Iterator;
 
-  // Channel() makes a channel holding up to `capacity` items; 0 means unbounded.
+  // Channel() makes a channel holding up to `capacity` items; 0 means
+  // unbounded. A capacity too large to allocate throws std::invalid_argument.
   explicit Channel(std::size_t capacity) : capacity_(capacity), buffer_(capacity) {}
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;

@@ -127,8 +127,9 @@ class SyncQueue {
 
 // throw_deferred_twice() throws the "completed twice" logic_error.
 [[noreturn]] void throw_deferred_twice();
-// check_failure() rejects a null exception_ptr (std::invalid_argument).
-void check_deferred_failure(const std::exception_ptr& error);
+// check_deferred_failure() rejects a null exception_ptr given to `what`
+// (fail or try_fail) with std::invalid_argument.
+void check_deferred_failure(const std::exception_ptr& error, const char* what);
 // kDeferredDestroyed is what awaiters of a destroyed Deferred throw.
 inline constexpr const char* kDeferredDestroyed = "weft::Deferred destroyed while fibers await it";
 
@@ -194,7 +195,8 @@ class Deferred : private detail::DeferredBase {
   // fail() completes with `error` (non-null) and wakes every awaiter; a
   // second completion throws std::logic_error.
   void fail(std::exception_ptr error) {
-    if (!try_fail(std::move(error))) detail::throw_deferred_twice();
+    detail::check_deferred_failure(error, "fail");
+    if (!complete([&] { error_ = std::move(error); })) detail::throw_deferred_twice();
   }
   // try_succeed() is succeed() that returns false if already completed.
   bool try_succeed(T value) {
@@ -202,7 +204,7 @@ class Deferred : private detail::DeferredBase {
   }
   // try_fail() is fail() that returns false if already completed.
   bool try_fail(std::exception_ptr error) {
-    detail::check_deferred_failure(error);
+    detail::check_deferred_failure(error, "try_fail");
     return complete([&] { error_ = std::move(error); });
   }
 
@@ -247,7 +249,8 @@ class Deferred<void> : private detail::DeferredBase {
   // fail() completes with `error` (non-null) and wakes every awaiter; a
   // second completion throws std::logic_error.
   void fail(std::exception_ptr error) {
-    if (!try_fail(std::move(error))) detail::throw_deferred_twice();
+    detail::check_deferred_failure(error, "fail");
+    if (!complete([&] { error_ = std::move(error); })) detail::throw_deferred_twice();
   }
   // try_succeed() is succeed() that returns false if already completed.
   bool try_succeed() {
@@ -255,7 +258,7 @@ class Deferred<void> : private detail::DeferredBase {
   }
   // try_fail() is fail() that returns false if already completed.
   bool try_fail(std::exception_ptr error) {
-    detail::check_deferred_failure(error);
+    detail::check_deferred_failure(error, "try_fail");
     return complete([&] { error_ = std::move(error); });
   }
 

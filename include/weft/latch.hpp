@@ -14,8 +14,9 @@
 // cannot be undone). count_down() and try_wait() never wait. From a plain
 // thread, wait() blocks the thread.
 //
-// Misuse: a negative initial count, or count_down() below zero, throws
-// std::invalid_argument (the count is left unchanged).
+// Misuse: a negative initial count, a count_down() below zero, or a
+// count_down() with a negative n throws std::invalid_argument (the count is
+// left unchanged).
 //
 // Lifetime: a Latch may be destroyed as soon as wait() returned (or
 // try_wait() returned true) for its last user, even if the count_down() that
@@ -55,6 +56,9 @@ class Latch {
   std::size_t waiters() const noexcept { return queue_.waiters(); }
 
  private:
+  // arrive() is count_down(n); `what` names the call in the misuse error.
+  void arrive(std::ptrdiff_t n, const char* what);
+
   // Written under queue_.lock() (release), read without it (acquire) by try_wait().
   std::atomic<std::ptrdiff_t> count_;
   mutable detail::SyncQueue queue_;  // last: destroyed first, waking waiters

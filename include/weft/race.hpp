@@ -23,7 +23,10 @@
 //   std::vector forms call the vector's elements in place, so the vector
 //   must outlive the call (it does: race returns after every contestant ended).
 // - No contestants: a compile error for the variadic forms, and
-//   std::invalid_argument for an empty vector.
+//   std::invalid_argument for an empty vector ("weft::race: no contestants
+//   (empty vector)", naming race_exit or race_first for those).
+// - Outside any fiber every form throws std::logic_error ("weft::race called
+//   outside any fiber; use Runtime::spawn", naming the form called).
 #pragma once
 
 #include <weft/cause.hpp>
@@ -32,6 +35,8 @@
 #include <weft/exit.hpp>
 #include <weft/fiber.hpp>
 #include <weft/this_fiber.hpp>
+
+#include <fmt/format.h>
 
 #include <concepts>
 #include <cstddef>
@@ -226,13 +231,15 @@ template <class... F>
 using race_result_t = typename race_result<F...>::type;
 
 // run_race_variadic() forks the contestants and returns the winner's Exit
-// (or the Parallel cause of all failures).
+// (or the Parallel cause of all failures); `what` names the caller in errors.
 template <class... F>
-auto run_race_variadic(bool first_completion, F&&... fs) -> Exit<race_result_t<F...>> {
+auto run_race_variadic(const char* what, bool first_completion, F&&... fs)
+    -> Exit<race_result_t<F...>> {
   using R = race_result_t<F...>;
   static_assert(sizeof...(F) > 0, "weft::race needs at least one contestant");
   static_assert((std::is_same_v<R, std::invoke_result_t<std::decay_t<F>&>> && ...),
                 "weft::race: every contestant must return the same type");
+  (void)require_scheduler(what);  // std::logic_error outside a fiber, naming the call
   this_fiber::check_interrupt();
   Contest contest(sizeof...(F), first_completion ? "race_first" : "race");
   fork_all_reversed(contest, std::index_sequence_for<F...>{}, std::forward<F>(fs)...);
@@ -243,9 +250,12 @@ auto run_race_variadic(bool first_completion, F&&... fs) -> Exit<race_result_t<F
 
 // run_race_vector() is run_race_variadic() for a vector of callables.
 template <class F>
-auto run_race_vector(bool first_completion, std::vector<F>& fs) -> Exit<std::invoke_result_t<F&>> {
+auto run_race_vector(const char* what, bool first_completion, std::vector<F>& fs)
+    -> Exit<std::invoke_result_t<F&>> {
   using R = std::invoke_result_t<F&>;
-  if (fs.empty()) throw std::invalid_argument("weft::race: no contestants (empty vector)");
+  (void)require_scheduler(what);  // std::logic_error outside a fiber, naming the call
+  if (fs.empty())
+    throw std::invalid_argument(fmt::format("{}: no contestants (empty vector)", what));
   this_fiber::check_interrupt();
   Contest contest(fs.size(), first_completion ? "race_first" : "race");
   for (std::size_t i = fs.size(); i-- > 0;) {
@@ -274,7 +284,7 @@ R value_or_throw(Exit<R>&& exit) {
 template <class... F>
 requires(std::invocable<std::decay_t<F>&>&&...) auto race_exit(F&&... f)
     -> Exit<detail::race_result_t<F...>> {
-  return detail::run_race_variadic(false, std::forward<F>(f)...);
+  return detail::run_race_variadic("weft::race_exit", false, std::forward<F>(f)...);
 }
 
 // race() runs every f and returns the value of the first to succeed; when
@@ -282,7 +292,8 @@ requires(std::invocable<std::decay_t<F>&>&&...) auto race_exit(F&&... f)
 template <class... F>
 requires(std::invocable<std::decay_t<F>&>&&...) auto race(F&&... f) -> detail::race_result_t<F...> {
   using R = detail::race_result_t<F...>;
-  return detail::value_or_throw<R>(detail::run_race_variadic(false, std::forward<F>(f)...));
+  return detail::value_or_throw<R>(
+      detail::run_race_variadic("weft::race", false, std::forward<F>(f)...));
 }
 
 // race_first() runs every f and returns (or rethrows) the outcome of the
@@ -291,25 +302,28 @@ template <class... F>
 requires(std::invocable<std::decay_t<F>&>&&...) auto race_first(F&&... f)
     -> detail::race_result_t<F...> {
   using R = detail::race_result_t<F...>;
-  return detail::value_or_throw<R>(detail::run_race_variadic(true, std::forward<F>(f)...));
+  return detail::value_or_throw<R>(
+      detail::run_race_variadic("weft::race_first", true, std::forward<F>(f)...));
 }
 
 // race_exit() for a dynamic number of contestants; std::invalid_argument if empty.
 template <class F>
 auto race_exit(std::vector<F>& fs) -> Exit<std::invoke_result_t<F&>> {
-  return detail::run_race_vector(false, fs);
+  return detail::run_race_vector("weft::race_exit", false, fs);
 }
 
 // race() for a dynamic number of contestants; std::invalid_argument if empty.
 template <class F>
 auto race(std::vector<F>& fs) -> std::invoke_result_t<F&> {
-  return detail::value_or_throw<std::invoke_result_t<F&>>(detail::run_race_vector(false, fs));
+  return detail::value_or_throw<std::invoke_result_t<F&>>(
+      detail::run_race_vector("weft::race", false, fs));
 }
 
 // race_first() for a dynamic number of contestants; std::invalid_argument if empty.
 template <class F>
 auto race_first(std::vector<F>& fs) -> std::invoke_result_t<F&> {
-  return detail::value_or_throw<std::invoke_result_t<F&>>(detail::run_race_vector(true, fs));
+  return detail::value_or_throw<std::invoke_result_t<F&>>(
+      detail::run_race_vector("weft::race_first", true, fs));
 }
 
 }  // namespace weft

@@ -19,6 +19,9 @@
 //
 // Permits are not owned: any fiber or thread may release().
 //
+// Misuse: a release() that would overflow the count of available permits
+// (std::size_t) throws std::invalid_argument and releases nothing.
+//
 // Lifetime: a Semaphore may be destroyed right after the last acquire()
 // returned, even if the release() that handed the permit over has not
 // returned yet (the destructor waits for it to release the internal lock).
@@ -46,7 +49,8 @@ class Semaphore {
   void acquire();
   // try_acquire() takes one permit if one is available and nobody waits. Never waits.
   bool try_acquire();
-  // release() returns `n` permits, handing each to the oldest waiter first.
+  // release() returns `n` permits, handing each to the oldest waiter first;
+  // std::invalid_argument (nothing released) if the count would overflow.
   void release(std::size_t n = 1);
   // available() is how many permits are free (a snapshot).
   std::size_t available() const;

@@ -20,6 +20,8 @@
 //   never runs (on one worker it never does); it is still awaited.
 // - timeout(d, [&] { return disconnect(g); }) returns at the deadline: the
 //   interrupt ends the disconnect at once while g goes on in the background.
+// - Outside any fiber each form throws std::logic_error ("weft::timeout called
+//   outside any fiber; use Runtime::spawn", naming the form called).
 #pragma once
 
 #include <weft/detail/fiber_core.hpp>
@@ -61,25 +63,23 @@ TimeoutWait await_with_deadline(FiberCore& task, std::chrono::nanoseconds d);
 template <class F>
 using timeout_value_t = value_t<std::invoke_result_t<std::decay_t<F>&>>;
 
-}  // namespace detail
-
-// timeout_exit() runs f with a deadline: success(value), success(nullopt) on
-// expiry, or f's failure cause. Throws Interrupted if the caller is interrupted.
+// run_timeout() is timeout_exit(); `what` names the caller in errors.
 template <class F>
-auto timeout_exit(std::chrono::nanoseconds d, F&& f)
-    -> Exit<std::optional<detail::timeout_value_t<F>>> {
+auto run_timeout(const char* what, std::chrono::nanoseconds d, F&& f)
+    -> Exit<std::optional<timeout_value_t<F>>> {
   using R = std::invoke_result_t<std::decay_t<F>&>;
-  using Out = Exit<std::optional<detail::value_t<R>>>;
+  using Out = Exit<std::optional<value_t<R>>>;
+  (void)require_scheduler(what);  // std::logic_error outside a fiber, naming the call
   this_fiber::check_interrupt();
   Fiber<R> task = weft::fork(std::forward<F>(f));
-  const detail::TimeoutWait how = detail::await_with_deadline(task.core(), d);
+  const TimeoutWait how = await_with_deadline(task.core(), d);
   Exit<R>& exit = task.core().exit();  // only handle: moving out is safe
   if (!exit.ok()) {
-    if (how == detail::TimeoutWait::timed_out && !exit.cause().has_failure())
+    if (how == TimeoutWait::timed_out && !exit.cause().has_failure())
       return Out::success(std::nullopt);
     return Out::failure(exit.cause());
   }
-  if (how == detail::TimeoutWait::timed_out) return Out::success(std::nullopt);
+  if (how == TimeoutWait::timed_out) return Out::success(std::nullopt);
   if constexpr (std::is_void_v<R>) {
     return Out::success(std::monostate{});
   } else {
@@ -87,18 +87,29 @@ auto timeout_exit(std::chrono::nanoseconds d, F&& f)
   }
 }
 
+}  // namespace detail
+
+// timeout_exit() runs f with a deadline: success(value), success(nullopt) on
+// expiry, or f's failure cause. Throws Interrupted if the caller is interrupted.
+template <class F>
+auto timeout_exit(std::chrono::nanoseconds d, F&& f)
+    -> Exit<std::optional<detail::timeout_value_t<F>>> {
+  return detail::run_timeout("weft::timeout_exit", d, std::forward<F>(f));
+}
+
 // timeout() runs f with a deadline: its value, or std::nullopt on expiry;
 // f's failure is rethrown.
 template <class F>
 auto timeout(std::chrono::nanoseconds d, F&& f) -> std::optional<detail::timeout_value_t<F>> {
-  return std::move(timeout_exit(d, std::forward<F>(f))).value();
+  return std::move(detail::run_timeout("weft::timeout", d, std::forward<F>(f))).value();
 }
 
 // timeout_or_throw() runs f with a deadline: its value, TimedOut on expiry,
 // f's failure rethrown.
 template <class F>
 auto timeout_or_throw(std::chrono::nanoseconds d, F&& f) -> std::invoke_result_t<std::decay_t<F>&> {
-  auto result = timeout(d, std::forward<F>(f));
+  auto result =
+      std::move(detail::run_timeout("weft::timeout_or_throw", d, std::forward<F>(f))).value();
   if (!result) throw TimedOut{};
   if constexpr (!std::is_void_v<std::invoke_result_t<std::decay_t<F>&>>) {
     return std::move(*result);

@@ -17,13 +17,20 @@ Latch::Latch(std::ptrdiff_t count) : count_(count) {
     throw std::invalid_argument(fmt::format("weft::Latch: negative initial count {}", count));
 }
 
-void Latch::count_down(std::ptrdiff_t n) {
+void Latch::count_down(std::ptrdiff_t n) { arrive(n, "count_down"); }
+
+void Latch::arrive(std::ptrdiff_t n, const char* what) {
   std::unique_lock lk(queue_.lock());
   const std::ptrdiff_t count = count_.load(std::memory_order_relaxed);
-  if (n < 0 || n > count) {
+  if (n < 0) {
     lk.unlock();
-    throw std::invalid_argument(fmt::format(
-        "weft::Latch: count_down({}) with a count of {} (it must stay >= 0)", n, count));
+    throw std::invalid_argument(
+        fmt::format("weft::Latch: {}({}) with a negative n (a latch never counts up)", what, n));
+  }
+  if (n > count) {
+    lk.unlock();
+    throw std::invalid_argument(
+        fmt::format("weft::Latch: {}({}) with a count of {} (it must stay >= 0)", what, n, count));
   }
   // release: pairs with try_wait()'s acquire load.
   count_.store(count - n, std::memory_order_release);
@@ -41,7 +48,7 @@ void Latch::wait() {
 
 void Latch::arrive_and_wait(std::ptrdiff_t n) {
   this_fiber::check_interrupt();  // an interrupted caller does not arrive
-  count_down(n);
+  arrive(n, "arrive_and_wait");
   wait();
 }
 

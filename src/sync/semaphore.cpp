@@ -3,6 +3,11 @@
 #include <weft/semaphore.hpp>
 #include <weft/this_fiber.hpp>
 
+#include <fmt/format.h>
+
+#include <limits>
+#include <stdexcept>
+
 namespace weft {
 
 namespace {
@@ -30,6 +35,15 @@ bool Semaphore::try_acquire() {
 
 void Semaphore::release(std::size_t n) {
   std::unique_lock lk(queue_.lock());
+  // permits_ is 0 while anyone waits, so only permits that would be counted
+  // (not handed over) can overflow: check before handing anything over.
+  if (n > std::numeric_limits<std::size_t>::max() - permits_) {
+    const std::size_t available = permits_;
+    lk.unlock();
+    throw std::invalid_argument(fmt::format(
+        "weft::Semaphore: release({}) with {} permits available overflows the permit count", n,
+        available));
+  }
   // Hand permits to the waiters first, oldest first; count the rest.
   detail::Waiter* claimed = nullptr;
   for (; n > 0; --n) {

@@ -7,6 +7,7 @@
 #include <weft/this_fiber.hpp>
 
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 namespace weft::detail {
@@ -83,8 +84,9 @@ void throw_deferred_twice() {
   throw std::logic_error("weft::Deferred: completed twice (succeed/fail called after completion)");
 }
 
-void check_deferred_failure(const std::exception_ptr& error) {
-  if (!error) throw std::invalid_argument("weft::Deferred::fail: null exception_ptr");
+void check_deferred_failure(const std::exception_ptr& error, const char* what) {
+  if (!error)
+    throw std::invalid_argument(std::string("weft::Deferred::") + what + ": null exception_ptr");
 }
 
 void DeferredBase::wait_done() {
