@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# The whole suite, in three timed stages:
+# The whole suite, in four timed stages:
 #   dev   Debug + WEFT_ASSERT: build, ctest
 #   asan  ASan + UBSan:        build, ctest
 #   tsan  TSan:                build, ctest
+#   fuzz  clang, ASan + UBSan: build fuzz_program, fuzz it for 60 s
 # Usage: scripts/test.sh [--quick]      (--quick: the dev stage only)
 #
 # Each stage leaves out the ctest labels matching the regular expression in
-# WEFT_CTEST_EXCLUDE_DEV, WEFT_CTEST_EXCLUDE_ASAN or WEFT_CTEST_EXCLUDE_TSAN
-# (passed to ctest -LE). Every test carries its file's name as a label
-# (test_scheduler_stress, example_tour, test_install_consumer, example), e.g.
+# WEFT_CTEST_EXCLUDE_DEV, _ASAN, _TSAN or _FUZZ (passed to ctest -LE). Every
+# test carries its file's name as a label (test_scheduler_stress,
+# example_tour, test_install_consumer, example, fuzz_program), e.g.
 #   WEFT_CTEST_EXCLUDE_TSAN='^(test_million|example_tour)$' scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,7 +66,7 @@ stage() {
 stage dev DEV
 
 if ((quick)); then
-  summary+=("asan  skipped (--quick)" "tsan  skipped (--quick)")
+  summary+=("asan  skipped (--quick)" "tsan  skipped (--quick)" "fuzz  skipped (--quick)")
   exit 0
 fi
 
@@ -76,6 +77,10 @@ fi
 : "${WEFT_CTEST_EXCLUDE_TSAN:=^test_million$}"
 export WEFT_CTEST_EXCLUDE_ASAN WEFT_CTEST_EXCLUDE_TSAN
 
+# test_replay runs 100,000 random programs in the dev stage; under the
+# sanitizers (5-15x slower) 20,000 each, unless WEFT_SANITIZER_SCENARIOS says.
+export WEFT_STRESS_SCENARIOS="${WEFT_SANITIZER_SCENARIOS:-20000}"
+
 export ASAN_OPTIONS=detect_stack_use_after_return=1:detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 stage asan ASAN
@@ -85,3 +90,9 @@ if [[ -f tests/tsan.supp ]]; then
   TSAN_OPTIONS+=":suppressions=$PWD/tests/tsan.supp"
 fi
 stage tsan TSAN
+
+# The fuzz preset builds only the library, tests/support and the fuzzer, and
+# its ctest runs the fuzz_program test alone (tests/fuzz/README.md).
+export ASAN_OPTIONS=detect_stack_use_after_return=1:detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+stage fuzz FUZZ
