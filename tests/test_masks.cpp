@@ -199,7 +199,7 @@ TEST_P(MaskTest, test_mask_fiber_interrupt_on_self_when_interruptible_stops_it) 
   EXPECT_EQ(log.events(), std::vector<std::string>{"finalizer"});
 }
 
-#ifdef WEFT_DEBUG_ASSERTS
+// Checked in every build (WEFT_CHECK), not only with WEFT_DEBUG_ASSERTS.
 TEST(MaskDeathTest, test_mask_guards_out_of_order_assert) {
   EXPECT_DEATH(
       {
@@ -212,7 +212,6 @@ TEST(MaskDeathTest, test_mask_guards_out_of_order_assert) {
       },
       "out of order");
 }
-#endif
 
 }  // namespace
 }  // namespace weft

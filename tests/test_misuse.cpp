@@ -303,9 +303,8 @@ std::vector<Misuse> table() {
   t.push_back(throws<std::logic_error>(
       "fork_daemon_outside_fiber", "weft::fork_daemon called outside any fiber; use Runtime::spawn",
       [](Case&) { (void)fork_daemon([] {}); }));
-  // Names fork_daemon, not disconnect: fixing it needs include/weft/fiber.hpp (see the report).
   t.push_back(throws<std::logic_error>(
-      "disconnect_outside_fiber", "weft::fork_daemon called outside any fiber; use Runtime::spawn",
+      "disconnect_outside_fiber", "weft::disconnect called outside any fiber; use Runtime::spawn",
       [](Case&) { disconnect([] {}); }));
   t.push_back(throws<std::logic_error>(
       "scope_outside_fiber", "weft::Scope created outside any fiber", [](Case&) { Scope s; }));
@@ -432,10 +431,15 @@ std::vector<Misuse> table() {
           (void)self.interrupt();
         }).join();
       }));
-  // Does not name the fiber: fixing it needs src/fiber/runtime.cpp (see the report).
   t.push_back(throws<std::logic_error>(
-      "block_on_from_own_fiber", "weft: Runtime::block_on called from one of its own fibers",
-      [](Case& c) { c.in_fiber([&] { (void)c.rt().block_on([] {}); }); }));
+      "block_on_from_own_fiber",
+      "weft: Runtime::block_on called from its own fiber {id}; await a spawned Fiber instead",
+      [](Case& c) {
+        c.in_fiber([&] {
+          c.let("id", this_fiber::id());
+          (void)c.rt().block_on([] {});
+        });
+      }));
 
   // Issue 2: stack sizes below the minimum.
   t.push_back(throws<std::invalid_argument>(
@@ -446,6 +450,32 @@ std::vector<Misuse> table() {
         o.stack_size = 1024;
         Runtime rt(o);
       }));
+  t.push_back(throws<std::invalid_argument>(
+      "runtime_stack_size_above_maximum",
+      "weft: RuntimeOptions::stack_size = 1099511627776 is above the maximum of 1073741824 bytes",
+      [](Case&) {
+        RuntimeOptions o;
+        o.workers = 1;
+        o.stack_size = std::size_t{1} << 40;
+        Runtime rt(o);
+      }));
+  t.push_back(throws<std::invalid_argument>(
+      "runtime_workers_above_maximum",
+      "weft: RuntimeOptions::workers = 5000 is above the maximum of 1024", [](Case&) {
+        RuntimeOptions o;
+        o.workers = 5000;
+        Runtime rt(o);
+      }));
+  t.push_back(throws<std::invalid_argument>("fork_stack_size_above_maximum",
+                                            "weft: ForkOptions::stack_size = 18446744073709551615 "
+                                            "is above the maximum of 1073741824 bytes",
+                                            [](Case& c) {
+                                              c.in_fiber([] {
+                                                ForkOptions fo;
+                                                fo.stack_size = SIZE_MAX;
+                                                (void)fork([] {}, fo);
+                                              });
+                                            }));
   t.push_back(
       throws<std::invalid_argument>("spawn_stack_size_below_minimum", kForkStackSize,
                                     [](Case& c) { (void)c.rt().spawn([] {}, tiny_stack()); }));
@@ -739,9 +769,7 @@ std::vector<Misuse> table() {
                            fo);
                      }));
 
-  // Debug assertions: only where WEFT_DEBUG_ASSERTS is on (DESIGN §4 allows
-  // "an assertion in debug builds"; elsewhere these go unreported).
-#ifdef WEFT_DEBUG_ASSERTS
+  // Checked in every build (WEFT_CHECK): a message, then abort.
   t.push_back(asserts("mask_guards_destroyed_out_of_order",
                       "interruption guards of fiber {id} destroyed out of order (depth 1 closed "
                       "at 2)",
@@ -781,6 +809,9 @@ std::vector<Misuse> table() {
                         c.let("me", this_fiber::id());
                         m.unlock();
                       }));
+  // Debug assertions: only where WEFT_DEBUG_ASSERTS is on (DESIGN §4 allows
+  // "an assertion in debug builds"; elsewhere the failure is only printed).
+#ifdef WEFT_DEBUG_ASSERTS
   t.push_back(asserts("scope_child_failure_never_joined",
                       "weft::Scope: a child failure was never joined", [](Case& c) {
                         c.in_fiber([] {

@@ -299,7 +299,7 @@ TEST_P(MutexTest, test_mutex_destroy_right_after_lock) {
   }
 }
 
-#ifdef WEFT_DEBUG_ASSERTS
+// Checked in every build (WEFT_CHECK), not only with WEFT_DEBUG_ASSERTS.
 TEST(MutexMisuse, test_mutex_unlock_by_non_owner_asserts) {
   EXPECT_DEATH(
       {
@@ -319,7 +319,6 @@ TEST(MutexMisuse, test_mutex_unlock_of_unlocked_asserts) {
       },
       "unlock\\(\\) of an unlocked mutex");
 }
-#endif
 
 }  // namespace
 }  // namespace weft

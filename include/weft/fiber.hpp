@@ -133,6 +133,7 @@ void interrupt_all(std::span<Fiber<T>> fibers) {
 // caller returns at once (throwing Interrupted) while f finishes in the background.
 template <class F>
 auto disconnect(F&& f) -> std::invoke_result_t<std::decay_t<F>&> {
+  (void)detail::require_scheduler("weft::disconnect");  // std::logic_error outside a fiber
   return fork_daemon(std::forward<F>(f)).join();
 }
 

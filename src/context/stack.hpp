@@ -87,6 +87,7 @@ struct StackPoolOptions {
 class StackPool {
  public:
   static constexpr std::size_t kMinStackSize = 16 * 1024;  // smallest stack_size accepted
+  static constexpr std::size_t kMaxStackSize = std::size_t{1} << 30;  // largest (1 GiB)
   static constexpr unsigned kNoWorker = ~0u;  // acquire/release through the shared list
 
   // StackPool() computes the geometry and the guard budget; maps nothing yet.

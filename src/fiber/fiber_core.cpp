@@ -56,8 +56,11 @@ Scheduler& require_scheduler(const char* what) {
 
 void check_stack_size(std::size_t size, const char* what) {
   if (size != 0 && size < StackPool::kMinStackSize)
-    throw std::invalid_argument(fmt::format("weft: {} = {} is below the minimum of {} bytes",
-                                            what, size, StackPool::kMinStackSize));
+    throw std::invalid_argument(fmt::format("weft: {} = {} is below the minimum of {} bytes", what,
+                                            size, StackPool::kMinStackSize));
+  if (size > StackPool::kMaxStackSize)
+    throw std::invalid_argument(fmt::format("weft: {} = {} is above the maximum of {} bytes", what,
+                                            size, StackPool::kMaxStackSize));
 }
 
 FiberCore::FiberCore(Scheduler& scheduler, FiberCore* parent, const ForkOptions& options)
@@ -114,8 +117,10 @@ void FiberCore::add_child(FiberCore* child) noexcept {
 
 void FiberCore::remove_child(FiberCore* child) noexcept {
   std::lock_guard lk(children_lock_);
-  if (child->prev_sibling_ != nullptr) child->prev_sibling_->next_sibling_ = child->next_sibling_;
-  else first_child_ = child->next_sibling_;
+  if (child->prev_sibling_ != nullptr)
+    child->prev_sibling_->next_sibling_ = child->next_sibling_;
+  else
+    first_child_ = child->next_sibling_;
   if (child->next_sibling_ != nullptr) child->next_sibling_->prev_sibling_ = child->prev_sibling_;
   child->prev_sibling_ = child->next_sibling_ = nullptr;
 }
@@ -222,7 +227,8 @@ void FiberCore::resume() noexcept {
       if (run_state_.compare_exchange_weak(s, RunState::notified, std::memory_order_acq_rel))
         return;
     } else {
-      WEFT_ASSERT(s == RunState::parked, "resume of fiber {} in state {}", id_, static_cast<int>(s));
+      WEFT_ASSERT(s == RunState::parked, "resume of fiber {} in state {}", id_,
+                  static_cast<int>(s));
       if (run_state_.compare_exchange_weak(s, RunState::runnable, std::memory_order_acq_rel)) {
         scheduler_->schedule(this);
         return;
@@ -235,14 +241,16 @@ void FiberCore::resume() noexcept {
 // Awaiting
 
 void FiberCore::await_done() {
-  [[maybe_unused]] const bool ended = await_done_until(std::chrono::steady_clock::time_point::max());
+  [[maybe_unused]] const bool ended =
+      await_done_until(std::chrono::steady_clock::time_point::max());
   WEFT_ASSERT(ended, "await of fiber {} woke before its end", id_);
 }
 
 bool FiberCore::await_done_until(std::chrono::steady_clock::time_point deadline) {
   if (done()) return true;
   if (current_fiber() == this)
-    throw std::logic_error(fmt::format("weft: fiber {} awaits itself (it would wait forever)", id_));
+    throw std::logic_error(
+        fmt::format("weft: fiber {} awaits itself (it would wait forever)", id_));
   std::unique_lock lk(joiners_.lock());
   if (done_.load(std::memory_order_acquire)) return true;
   Waiter w;

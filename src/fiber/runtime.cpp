@@ -10,11 +10,23 @@
 
 namespace weft {
 
+namespace {
+constexpr unsigned kMaxWorkers = 1024;
+}  // namespace
+
 Runtime::Runtime(RuntimeOptions options) {
   if (options.stack_size < detail::StackPool::kMinStackSize)
-    throw std::invalid_argument(fmt::format(
-        "weft: RuntimeOptions::stack_size = {} is below the minimum of {} bytes",
-        options.stack_size, detail::StackPool::kMinStackSize));
+    throw std::invalid_argument(
+        fmt::format("weft: RuntimeOptions::stack_size = {} is below the minimum of {} bytes",
+                    options.stack_size, detail::StackPool::kMinStackSize));
+  if (options.stack_size > detail::StackPool::kMaxStackSize)
+    throw std::invalid_argument(
+        fmt::format("weft: RuntimeOptions::stack_size = {} is above the maximum of {} bytes",
+                    options.stack_size, detail::StackPool::kMaxStackSize));
+  if (options.workers > kMaxWorkers)
+    throw std::invalid_argument(
+        fmt::format("weft: RuntimeOptions::workers = {} is above the maximum of {}",
+                    options.workers, kMaxWorkers));
   scheduler_ = std::make_unique<detail::Scheduler>(options);
   options_ = scheduler_->options();
 }
@@ -33,9 +45,12 @@ Runtime::~Runtime() {
 
 void Runtime::check_accepting(const char* what) const {
   if (!scheduler_->accepting())
-    throw std::logic_error(fmt::format("weft: Runtime::{} on a runtime that is shutting down", what));
+    throw std::logic_error(
+        fmt::format("weft: Runtime::{} on a runtime that is shutting down", what));
   if (detail::current_scheduler() == scheduler_.get() && std::string_view(what) == "block_on")
-    throw std::logic_error("weft: Runtime::block_on called from one of its own fibers");
+    throw std::logic_error(fmt::format(
+        "weft: Runtime::block_on called from its own fiber {}; await a spawned Fiber instead",
+        detail::current_id()));
 }
 
 RuntimeStats Runtime::stats() const noexcept {

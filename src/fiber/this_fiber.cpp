@@ -83,12 +83,14 @@ MaskGuard::MaskGuard(bool interruptible) noexcept : fiber_(current_fiber()) {
 
 MaskGuard::~MaskGuard() {
   if (fiber_ == nullptr) return;
-  WEFT_ASSERT(current_fiber() == fiber_,
-              "an Uninterruptible/Interruptible guard of fiber {} was destroyed on {}",
-              fiber_->id(), current_id());
-  WEFT_ASSERT(fiber_->guard_depth() == depth_,
-              "interruption guards of fiber {} destroyed out of order (depth {} closed at {})",
-              fiber_->id(), depth_, fiber_->guard_depth());
+  // Always checked (an integer compare): a guard closed out of order or on
+  // another fiber would leave a wrong interruptibility behind, silently.
+  WEFT_CHECK(current_fiber() == fiber_,
+             "an Uninterruptible/Interruptible guard of fiber {} was destroyed on {}", fiber_->id(),
+             current_id());
+  WEFT_CHECK(fiber_->guard_depth() == depth_,
+             "interruption guards of fiber {} destroyed out of order (depth {} closed at {})",
+             fiber_->id(), depth_, fiber_->guard_depth());
   --fiber_->guard_depth();
   fiber_->set_mask_status(previous_);
 }

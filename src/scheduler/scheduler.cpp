@@ -37,7 +37,16 @@ Scheduler::Scheduler(const RuntimeOptions& options)
     driver_ = std::thread([this] { Worker::drive(*this); });
     return;
   }
-  for (auto& w : workers_) w->start();
+  try {
+    for (auto& w : workers_) w->start();
+  } catch (...) {
+    // A thread did not start (resource limits): stop and join the ones that
+    // did, so the constructor fails with the error instead of terminating.
+    stopping_.store(true, std::memory_order_release);
+    for (auto& w : workers_) w->wake();
+    for (auto& w : workers_) w->join();
+    throw;
+  }
 }
 
 Scheduler::~Scheduler() {

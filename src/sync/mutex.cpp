@@ -44,9 +44,9 @@ bool Mutex::try_lock() {
 
 void Mutex::unlock() {
   std::unique_lock lk(queue_.lock());
-  WEFT_ASSERT(locked_, "weft::Mutex: unlock() of an unlocked mutex by {}", detail::current_id());
-  WEFT_ASSERT(owner_ == detail::current_id(), "weft::Mutex: unlock() by {}, but {} owns it",
-              detail::current_id(), owner_);
+  WEFT_CHECK(locked_, "weft::Mutex: unlock() of an unlocked mutex by {}", detail::current_id());
+  WEFT_CHECK(owner_ == detail::current_id(), "weft::Mutex: unlock() by {}, but {} owns it",
+             detail::current_id(), owner_);
   if (detail::Waiter* w = queue_.claim()) {
     owner_ = detail::SyncQueue::slot_of<LockSlot>(w).who;  // hand-off: stays locked
     lk.unlock();
