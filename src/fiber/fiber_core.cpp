@@ -332,11 +332,6 @@ void FiberCore::deliver_interrupt() {
   throw_interrupted();
 }
 
-void FiberCore::throw_interrupted() {
-  interrupt_flags_.fetch_or(kDelivered, std::memory_order_relaxed);
-  throw Interrupted(interrupt_cause());
-}
-
 void interrupt_self_and_check(FiberCore& self) {
   if (self.interruptible_now()) self.throw_if_interrupted();
   throw std::logic_error(fmt::format(

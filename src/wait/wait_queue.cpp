@@ -83,18 +83,24 @@ void fire_wait_timer(TimerEntry* e) {
 void WaitQueue::push_back(Waiter& w) noexcept {
   w.prev = tail_;
   w.next = nullptr;
-  if (tail_ != nullptr) tail_->next = &w;
-  else head_ = &w;
+  if (tail_ != nullptr)
+    tail_->next = &w;
+  else
+    head_ = &w;
   tail_ = &w;
   w.linked = true;
 }
 
 void WaitQueue::unlink(Waiter& w) noexcept {
   if (!w.linked) return;
-  if (w.prev != nullptr) w.prev->next = w.next;
-  else head_ = w.next;
-  if (w.next != nullptr) w.next->prev = w.prev;
-  else tail_ = w.prev;
+  if (w.prev != nullptr)
+    w.prev->next = w.next;
+  else
+    head_ = w.next;
+  if (w.next != nullptr)
+    w.next->prev = w.prev;
+  else
+    tail_ = w.prev;
   w.prev = w.next = nullptr;
   w.linked = false;
 }
@@ -155,12 +161,6 @@ WaitStatus WaitQueue::wait(std::unique_lock<SpinLock>& lk, Waiter& w, const Wait
     lk.unlock();
   }
   return st;
-}
-
-void throw_wait_interrupted() {
-  FiberCore* f = current_fiber();
-  WEFT_ASSERT(f != nullptr, "a plain thread's wait cannot be interrupted");
-  f->throw_interrupted();
 }
 
 Waiter* WaitQueue::claim_one() noexcept {

@@ -338,10 +338,12 @@ std::string check(World& w) {
   return {};
 }
 
-// settle() waits (bounded) for the runtime to return every fiber's stack.
-bool settle(Runtime& rt) {
+// settle() waits (bounded) for the runtime to end every fiber, return every
+// stack and free every fiber object the program made.
+bool settle(Runtime& rt, std::int64_t objects_before) {
   const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (rt.stats().live_fibers != 0) {
+  while (rt.stats().live_fibers != 0 || rt.stats().stacks_in_use != 0 ||
+         detail::live_fiber_objects() > objects_before) {
     if (std::chrono::steady_clock::now() > limit) return false;
     std::this_thread::yield();
   }
@@ -352,6 +354,7 @@ bool settle(Runtime& rt) {
 
 ProgramResult run_program(Runtime& rt, std::span<const std::uint8_t> bytes) {
   const Plan plan = decode(bytes);
+  const std::int64_t objects_before = detail::live_fiber_objects();
   ProgramResult result;
   {
     World w(plan);
@@ -373,8 +376,10 @@ ProgramResult run_program(Runtime& rt, std::span<const std::uint8_t> bytes) {
     result.items = static_cast<long>(w.received.size());
     result.trace = w.trace;
   }
-  if (!settle(rt) && result.error.empty())
-    result.error = fmt::format("{} fibers still live after the program", rt.stats().live_fibers);
+  if (!settle(rt, objects_before) && result.error.empty())
+    result.error = fmt::format("leak: {} fibers live, {} stacks in use, {} fiber objects",
+                               rt.stats().live_fibers, rt.stats().stacks_in_use,
+                               detail::live_fiber_objects() - objects_before);
   return result;
 }
 

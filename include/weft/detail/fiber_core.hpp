@@ -16,15 +16,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
+#include <stop_token>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <variant>
-#include <memory>
-#include <optional>
-#include <stop_token>
-#include <string>
 #include <vector>
 
 namespace weft {
@@ -108,7 +108,12 @@ class FiberCore : public WaitOwner {
       deliver_interrupt();
   }
   // throw_interrupted() marks the fiber interrupting and throws Interrupted.
-  [[noreturn]] void throw_interrupted();
+  // Always inlined: every frame between a throw and its catch costs the
+  // unwinder a lookup and a CFI walk in both phases (docs/performance.md).
+  [[noreturn, gnu::always_inline]] void throw_interrupted() {
+    interrupt_flags_.fetch_or(kDelivered, std::memory_order_relaxed);
+    throw Interrupted(interrupt_cause());
+  }
   // mask state, used by the Uninterruptible/Interruptible guards.
   bool mask_status() const noexcept { return interruptible_; }
   void set_mask_status(bool interruptible) noexcept { interruptible_ = interruptible; }
@@ -123,7 +128,9 @@ class FiberCore : public WaitOwner {
   std::atomic<RunState>& run_state() noexcept { return run_state_; }
   Worker* worker() const noexcept { return worker_; }
   void set_worker(Worker* w) noexcept { worker_ = w; }
-  SwitchAction take_switch_action() noexcept { return std::exchange(switch_action_, SwitchAction::none); }
+  SwitchAction take_switch_action() noexcept {
+    return std::exchange(switch_action_, SwitchAction::none);
+  }
   bool started() const noexcept { return started_; }
   std::size_t stack_size_request() const noexcept { return stack_size_; }
   // storage for the private execution context and stack (src/context).
@@ -203,8 +210,8 @@ class FiberCore : public WaitOwner {
   // interruption
   std::atomic<std::uint32_t> interrupt_flags_{0};
   mutable SpinLock interrupt_lock_;
-  std::vector<FiberId> interruptors_;            // guarded by interrupt_lock_
-  std::unique_ptr<std::stop_source> stop_source_;  // guarded by interrupt_lock_
+  std::vector<FiberId> interruptors_;                   // guarded by interrupt_lock_
+  std::unique_ptr<std::stop_source> stop_source_;       // guarded by interrupt_lock_
   std::vector<std::exception_ptr> finalizer_failures_;  // owner-only
 
   // completion
@@ -256,7 +263,9 @@ class FiberState : public FiberCore {
   // take_exit() moves a move-only Exit out; a second take throws.
   Exit<T> take_exit() {
     std::lock_guard lk(take_lock_);
-    if (taken_) throw std::logic_error(fmt::format("weft::Fiber: the move-only result of fiber {} was already taken", this->id()));
+    if (taken_)
+      throw std::logic_error(fmt::format(
+          "weft::Fiber: the move-only result of fiber {} was already taken", this->id()));
     taken_ = true;
     return std::move(*exit_);
   }
@@ -314,6 +323,15 @@ std::int64_t live_fiber_objects() noexcept;
 
 // current_fiber() is the fiber running on this thread, or nullptr.
 FiberCore* current_fiber() noexcept;
+
+// throw_wait_interrupted() throws Interrupted for the current fiber after a
+// wait ended with WaitStatus::interrupted (it marks the fiber interrupting).
+// Inlined into the wait's caller, so the throw adds no frames of its own.
+[[noreturn, gnu::always_inline]] inline void throw_wait_interrupted() {
+  FiberCore* f = current_fiber();
+  WEFT_ASSERT(f != nullptr, "a plain thread's wait cannot be interrupted");
+  f->throw_interrupted();
+}
 // current_scheduler() is the scheduler of the current fiber, or nullptr.
 Scheduler* current_scheduler() noexcept;
 // require_scheduler() is current_scheduler() or throws std::logic_error naming `what`.

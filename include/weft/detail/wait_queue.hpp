@@ -72,13 +72,12 @@ struct Waiter {
 // WaitOptions tunes one wait.
 struct WaitOptions {
   std::optional<std::chrono::steady_clock::time_point> deadline;  // none: wait forever
-  bool interruptible = true;  // false: an interrupt stays pending until a later yield point
+  bool interruptible = true;   // false: an interrupt stays pending until a later yield point
   const char* what = nullptr;  // shown by Runtime::dump() while parked ("Channel::receive")
 };
 
-// throw_wait_interrupted() throws Interrupted for the current fiber after a
-// wait ended with WaitStatus::interrupted (it marks the fiber interrupting).
-[[noreturn]] void throw_wait_interrupted();
+// throw_wait_interrupted() (in fiber_core.hpp) throws Interrupted for the
+// current fiber after a wait ended with WaitStatus::interrupted.
 
 // WaitQueue is an intrusive FIFO of waiters guarded by lock().
 class WaitQueue {
