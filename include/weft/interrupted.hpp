@@ -5,6 +5,7 @@
 // delivered again at the next interruptible yield point (§3.4).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -24,8 +25,14 @@ class Interrupted {
   const char* what() const noexcept;
 
  private:
+  // The message is built on the first what(), not per throw: an interrupt
+  // is thrown far more often than it is printed. Shared by copies.
+  struct Message {
+    std::atomic<const std::string*> text{nullptr};
+    ~Message() { delete text.load(std::memory_order_relaxed); }
+  };
   Cause cause_;
-  std::shared_ptr<const std::string> message_;  // shared: copying stays noexcept
+  std::shared_ptr<Message> message_;  // shared: copying stays noexcept
 };
 
 }  // namespace weft
