@@ -80,6 +80,9 @@ struct World {
   }
 };
 
+// Runner executes a block on the fiber that owns the record r_; it reads the
+// fiber's id from this_fiber::id(), never from the record (which the parent
+// may be writing at the same moment).
 class Runner {
  public:
   Runner(World& w, Record* r) : w_(w), r_(r) {}
@@ -91,7 +94,12 @@ class Runner {
   // body() is a fiber's whole life from its record's point of view.
   static void body(World& w, Record* r, const std::vector<Node>& block) {
     r->started = true;
-    r->id = this_fiber::id();
+    {
+      // The parent writes the same id after fork() returns (under the lock):
+      // this fiber may already run on another worker by then.
+      std::lock_guard lk(w.mu);
+      r->id = this_fiber::id();
+    }
     Runner(w, r).run(block);
     r->completed = true;
   }
@@ -131,7 +139,7 @@ class Runner {
         interrupt_any(n.arg);
         break;
       case Op::self_interrupt:
-        target(r_->id);
+        target(this_fiber::id());
         weft::interrupt();
         break;
       case Op::swallow:
@@ -191,7 +199,7 @@ class Runner {
         race(n);
         break;
       case Op::timeout: {
-        const FiberId me = r_->id;
+        const FiberId me = this_fiber::id();
         (void)timeout_exit(std::chrono::microseconds(n.arg), [this, me, &n] {
           Record* r = w_.add(me);
           body(w_, r, n.body);
@@ -217,7 +225,7 @@ class Runner {
   // (weft::fork or Scope::fork) and makes it an interrupt target.
   template <class Forker>
   Fiber<void> fork_child(const std::vector<Node>& block, Forker forker) {
-    Record* child = w_.add(r_->id);
+    Record* child = w_.add(this_fiber::id());
     World& w = w_;
     Fiber<void> h = forker([&w, child, &block] { body(w, child, block); });
     std::lock_guard lk(w_.mu);
@@ -230,7 +238,7 @@ class Runner {
   void target(FiberId id) {
     std::lock_guard lk(w_.mu);
     for (Record& r : w_.records) {
-      if (r.id == id) r.targeted_by.push_back(r_->id);
+      if (r.id == id) r.targeted_by.push_back(this_fiber::id());
     }
     w_.interrupts.fetch_add(1, std::memory_order_relaxed);
   }
@@ -242,7 +250,7 @@ class Runner {
       if (w_.targets.empty()) return;
       Record* r = w_.targets[pick % w_.targets.size()];
       if (r == r_) return;
-      r->targeted_by.push_back(r_->id);
+      r->targeted_by.push_back(this_fiber::id());
       victim = r->handle;
     }
     w_.interrupts.fetch_add(1, std::memory_order_relaxed);
@@ -287,7 +295,7 @@ class Runner {
   }
 
   void race(const Node& n) {
-    const FiberId me = r_->id;
+    const FiberId me = this_fiber::id();
     std::vector<std::function<void()>> contestants;
     for (const Node& c : n.body) {
       contestants.emplace_back([this, me, &c] {
