@@ -56,7 +56,7 @@ requires(std::invocable<std::decay_t<F>&>&&...) auto all(F&&... f)
   if constexpr (sizeof...(F) == 0) {
     return {};
   } else {
-    this_fiber::check_interrupt();
+    detail::throw_if_interrupted();
     detail::Contest contest(sizeof...(F), "all");
     detail::fork_all_reversed(contest, std::index_sequence_for<F...>{}, std::forward<F>(f)...);
     const std::size_t failed = contest.all();
@@ -73,7 +73,7 @@ auto all(std::vector<F>& fs) -> std::vector<detail::value_t<std::invoke_result_t
   (void)detail::require_scheduler("weft::all");  // std::logic_error outside a fiber
   std::vector<detail::value_t<R>> values;
   if (fs.empty()) return values;
-  this_fiber::check_interrupt();
+  detail::throw_if_interrupted();
   detail::Contest contest(fs.size(), "all");
   for (std::size_t i = fs.size(); i-- > 0;) {
     auto fiber = weft::fork(detail::ContestantRef<F>{contest.ticket(i), &fs[i]});
@@ -96,7 +96,7 @@ void for_each_par(It first, It last, F f, std::size_t concurrency) {
     throw std::invalid_argument("weft::for_each_par: concurrency must be at least 1");
   const auto n = static_cast<std::size_t>(std::distance(first, last));
   if (n == 0) return;
-  this_fiber::check_interrupt();
+  detail::throw_if_interrupted();
   struct Cursor {
     It next;  // the element of the next item (items start in order)
     F* f;

@@ -162,7 +162,7 @@ class Channel {
   // send() appends `value`, waiting while the channel is full; throws
   // ChannelClosed once closed. A yield point.
   void send(T value) {
-    this_fiber::check_interrupt();
+    detail::throw_if_interrupted();
     std::unique_lock lk(queue_.lock());
     if (closed_) {
       lk.unlock();
@@ -197,7 +197,7 @@ class Channel {
   // receive() takes the oldest item, waiting while the channel is empty;
   // std::nullopt once the channel is closed and drained. A yield point.
   std::optional<T> receive() {
-    this_fiber::check_interrupt();
+    detail::throw_if_interrupted();
     std::unique_lock lk(queue_.lock());
     if (!buffer_.empty()) return take(lk);
     if (closed_) return std::nullopt;

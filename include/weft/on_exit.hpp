@@ -80,7 +80,7 @@ auto acquire_release(A acquire, U use, R release) {
   };
   OnExit<decltype(finalizer)> on_exit(finalizer);
   return mask.restore([&]() -> decltype(auto) {
-    this_fiber::check_interrupt();
+    detail::throw_if_interrupted();
     return use(resource);
   });
 }

@@ -240,7 +240,7 @@ auto run_race_variadic(const char* what, bool first_completion, F&&... fs)
   static_assert((std::is_same_v<R, std::invoke_result_t<std::decay_t<F>&>> && ...),
                 "weft::race: every contestant must return the same type");
   (void)require_scheduler(what);  // std::logic_error outside a fiber, naming the call
-  this_fiber::check_interrupt();
+  detail::throw_if_interrupted();
   Contest contest(sizeof...(F), first_completion ? "race_first" : "race");
   fork_all_reversed(contest, std::index_sequence_for<F...>{}, std::forward<F>(fs)...);
   const std::size_t winner = contest.race(first_completion);
@@ -256,7 +256,7 @@ auto run_race_vector(const char* what, bool first_completion, std::vector<F>& fs
   (void)require_scheduler(what);  // std::logic_error outside a fiber, naming the call
   if (fs.empty())
     throw std::invalid_argument(fmt::format("{}: no contestants (empty vector)", what));
-  this_fiber::check_interrupt();
+  detail::throw_if_interrupted();
   Contest contest(fs.size(), first_completion ? "race_first" : "race");
   for (std::size_t i = fs.size(); i-- > 0;) {
     auto fiber = weft::fork(ContestantRef<F>{contest.ticket(i), &fs[i]});

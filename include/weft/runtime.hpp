@@ -32,6 +32,15 @@ struct RuntimeOptions {
   // as long as no plain thread interacts with the fibers while they run.
   bool deterministic = false;
   std::string name = "weft";  // prefix of worker thread names
+  // monitor_interval: how often the runtime's monitor thread looks at busy
+  // workers while any worker is awake (it sleeps when all do). A worker
+  // that has run one fiber for an interval is "stuck": the monitor fires
+  // its due timers, wakes an idle worker for the work queued behind it, and
+  // a sample later asks the fiber to yield at its next check_interrupt().
+  // So a due timer fires within about two intervals of its deadline
+  // whatever the fibers compute (DESIGN 3.14). Zero: no monitor (a fiber
+  // that never yields then holds back its worker's timers and queue).
+  std::chrono::microseconds monitor_interval{1000};
 };
 
 // RuntimeStats is a snapshot of a runtime's counters.

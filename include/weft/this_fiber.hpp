@@ -11,8 +11,12 @@
 
 namespace weft {
 namespace detail {
-// tls_current_fiber is the fiber running on this thread (set by the worker).
-extern thread_local constinit FiberCore* tls_current_fiber;
+// throw_if_interrupted() is the entry check of weft's own yield points: it
+// delivers a pending interrupt but, unlike this_fiber::check_interrupt(),
+// never yields for a preemption request.
+inline void throw_if_interrupted() {
+  if (FiberCore* f = current_fiber()) f->throw_if_interrupted();
+}
 }  // namespace detail
 
 namespace this_fiber {
@@ -29,10 +33,15 @@ void sleep_until(std::chrono::steady_clock::time_point t);
 // runtime's virtual clock under RuntimeOptions::deterministic.
 std::chrono::steady_clock::time_point now() noexcept;
 // check_interrupt() is an explicit stop point for CPU loops: a load and a
-// branch when nothing is pending.
+// branch when nothing is pending. It is also where a long-running fiber gives
+// way: when other work has waited for this fiber's worker for a monitor
+// interval (RuntimeOptions::monitor_interval) and no idle worker could take
+// it, the call yields once before checking (DESIGN 3.14). So a timeout on a
+// CPU loop fires even on one worker.
 inline void check_interrupt() {
-  detail::FiberCore* f = detail::tls_current_fiber;
-  if (f != nullptr) f->throw_if_interrupted();
+  // current_fiber() is not inlined: a fiber may migrate between two calls,
+  // and an inlined thread_local address could be reused across the switch.
+  if (detail::FiberCore* f = detail::current_fiber()) f->check_interrupt();
 }
 // interruptible() is the current interruptibility (false in masks and in
 // finalizers while unwinding; false on a plain thread).

@@ -70,7 +70,7 @@ auto run_timeout(const char* what, std::chrono::nanoseconds d, F&& f)
   using R = std::invoke_result_t<std::decay_t<F>&>;
   using Out = Exit<std::optional<value_t<R>>>;
   (void)require_scheduler(what);  // std::logic_error outside a fiber, naming the call
-  this_fiber::check_interrupt();
+  detail::throw_if_interrupted();
   Fiber<R> task = weft::fork(std::forward<F>(f));
   const TimeoutWait how = await_with_deadline(task.core(), d);
   Exit<R>& exit = task.core().exit();  // only handle: moving out is safe

@@ -332,6 +332,17 @@ void FiberCore::deliver_interrupt() {
   throw_interrupted();
 }
 
+void FiberCore::check_interrupt_slow() {
+  // A preemption request: this fiber has run for a monitor interval while
+  // other work waited for its worker. Yield once (not an interruption: masks
+  // do not apply), then deliver as every yield point does.
+  if ((interrupt_flags_.fetch_and(~kPreempt, std::memory_order_relaxed) & kPreempt) != 0) {
+    throw_if_interrupted();
+    suspend(SwitchAction::yield);
+  }
+  throw_if_interrupted();
+}
+
 void interrupt_self_and_check(FiberCore& self) {
   if (self.interruptible_now()) self.throw_if_interrupted();
   throw std::logic_error(fmt::format(

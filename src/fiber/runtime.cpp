@@ -27,6 +27,10 @@ Runtime::Runtime(RuntimeOptions options) {
     throw std::invalid_argument(
         fmt::format("weft: RuntimeOptions::workers = {} is above the maximum of {}",
                     options.workers, kMaxWorkers));
+  if (options.monitor_interval.count() < 0)
+    throw std::invalid_argument(
+        fmt::format("weft: RuntimeOptions::monitor_interval = {} us is negative",
+                    options.monitor_interval.count()));
   scheduler_ = std::make_unique<detail::Scheduler>(options);
   options_ = scheduler_->options();
 }

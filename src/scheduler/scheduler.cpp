@@ -29,7 +29,8 @@ Scheduler::Scheduler(const RuntimeOptions& options)
     : options_(resolve(options)),
       stacks_(pool_options(options_)),
       driver_rng_((options_.seed * 0xD1B54A32D192ED03ull + 0x8BB84B93962EACC9ull) | 1),
-      virtual_ticks_(Clock::now().time_since_epoch().count()) {
+      virtual_ticks_(Clock::now().time_since_epoch().count()),
+      monitor_(*this, options_.monitor_interval) {
   workers_.reserve(options_.workers);
   for (unsigned i = 0; i < options_.workers; ++i)
     workers_.push_back(std::make_unique<Worker>(*this, i, options_.seed));
@@ -39,10 +40,12 @@ Scheduler::Scheduler(const RuntimeOptions& options)
   }
   try {
     for (auto& w : workers_) w->start();
+    monitor_.start();
   } catch (...) {
     // A thread did not start (resource limits): stop and join the ones that
     // did, so the constructor fails with the error instead of terminating.
     stopping_.store(true, std::memory_order_release);
+    monitor_.stop();
     for (auto& w : workers_) w->wake();
     for (auto& w : workers_) w->join();
     throw;
@@ -51,6 +54,7 @@ Scheduler::Scheduler(const RuntimeOptions& options)
 
 Scheduler::~Scheduler() {
   stopping_.store(true, std::memory_order_release);
+  monitor_.stop();
   for (auto& w : workers_) w->wake();
   if (driver_.joinable()) driver_.join();
   for (auto& w : workers_) w->join();
@@ -89,20 +93,35 @@ FiberCore* Scheduler::pop_injected() {
   return f;
 }
 
-void Scheduler::notify_work() noexcept {
-  // A seq_cst read-modify-write (not a fence: TSan does not model fences)
-  // orders our push before the sleepers_ read, pairing with the seq_cst
-  // increment in add_sleeper() followed by the sleeper's re-check (Dekker).
-  if (sleepers_.fetch_add(0, std::memory_order_seq_cst) == 0) return;
+void Scheduler::notify_work(bool after_plain_store) noexcept {
+  // Dekker with a worker going to sleep: it increments sleepers_ (or
+  // decrements spinning_) and then re-checks every queue; we publish work
+  // and then read both counts. All seq_cst, so one side sees the other. A
+  // push made with a plain store needs a seq_cst read-modify-write here (not
+  // a fence: TSan does not model fences).
+  const int sleepers = after_plain_store ? sleepers_.fetch_add(0, std::memory_order_seq_cst)
+                                         : sleepers_.load(std::memory_order_seq_cst);
+  if (sleepers == 0) return;
+  // Go's wakep(): a spinning worker will find the work; otherwise wake one
+  // and count it as spinning before it runs, so concurrent pushers do not
+  // wake a second one for the same burst.
+  if (spinning_.load(std::memory_order_seq_cst) != 0) return;
+  int expected = 0;
+  if (!spinning_.compare_exchange_strong(expected, 1, std::memory_order_seq_cst)) return;
   Worker* w = nullptr;
   {
     std::lock_guard lk(sleep_mu_);
-    if (sleepers_list_.empty()) return;
-    w = sleepers_list_.back();
-    sleepers_list_.pop_back();
-    sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+    if (!sleepers_list_.empty()) {
+      w = sleepers_list_.back();
+      sleepers_list_.pop_back();
+      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+    }
   }
-  w->wake();
+  if (w == nullptr) {
+    spinning_.fetch_sub(1, std::memory_order_seq_cst);
+    return;
+  }
+  w->wake_spinning();
 }
 
 void Scheduler::add_sleeper(Worker* w) {

@@ -9,6 +9,7 @@
 #include "context/context.hpp"
 #include "context/stack.hpp"
 #include "scheduler/chase_lev_deque.hpp"
+#include "scheduler/monitor.hpp"
 #include "timer/timer_heap.hpp"
 
 #include <atomic>
@@ -34,14 +35,24 @@ class Worker {
   void start();
   void join();
   // push_local() makes f the next fiber to run here (owner thread only); a
-  // fiber it displaces from the LIFO slot goes to the deque.
+  // fiber it displaces from the LIFO slot goes to the deque. Either way an
+  // idle worker is woken if none is spinning (Scheduler::notify_work), so a
+  // fiber forked before a long computation does not wait for it.
   void push_local(FiberCore* f);
   // drive() runs every worker of a deterministic scheduler on the calling
   // thread, one seeded scheduling step at a time, until the scheduler stops.
   static void drive(Scheduler& s);
-  // steal() takes a fiber from this worker's deque (or, when `desperate`,
-  // its LIFO slot) for another worker.
+  // steal() takes a fiber from this worker's deque or yield queue (or, when
+  // `desperate`, its LIFO slot) for another worker.
   FiberCore* steal(bool desperate) noexcept;
+  // run_seq() counts this worker's switches into and out of fibers: odd while
+  // a fiber runs. Equal odd values seen some time apart mean one fiber has
+  // run all that time (the monitor's and idle thieves' test for "stuck").
+  std::uint64_t run_seq() const noexcept { return run_seq_.load(std::memory_order_relaxed); }
+  // preempt_running() asks the fiber running here, if any, to yield at its
+  // next check_interrupt() (monitor thread; hazard-pointer safe against the
+  // fiber ending meanwhile).
+  void preempt_running() noexcept;
   // timers() is this worker's timer heap (owner inserts and fires).
   TimerHeap& timers() noexcept { return timers_; }
   // sched_context() is the worker thread's own execution context.
@@ -57,6 +68,9 @@ class Worker {
   void wake() noexcept;
   // has_stealable_work() is a racy check used before sleeping.
   bool has_stealable_work() const noexcept;
+  // wake_spinning() is wake() for a worker that the waker already counted as
+  // spinning (Scheduler::notify_work).
+  void wake_spinning() noexcept;
 
  private:
   void run();
@@ -64,6 +78,8 @@ class Worker {
   FiberCore* next_shuffled();
   FiberCore* take_yielded();
   FiberCore* steal_any(bool desperate);
+  FiberCore* steal_stranded();
+  void stop_spinning() noexcept;
   void run_fiber(FiberCore* f);
   void start_fiber_stack(FiberCore* f);
   void after_switch(FiberCore* f);
@@ -77,15 +93,26 @@ class Worker {
   ChaseLevDeque<FiberCore> deque_;
   alignas(64) std::atomic<FiberCore*> lifo_slot_{nullptr};
   alignas(64) std::atomic<std::int64_t> live_delta_{0};
-  // Fibers that yielded here, oldest first (owner only): they run after the
-  // LIFO slot and the deque; see take_yielded().
-  std::vector<FiberCore*> yielded_;
-  std::size_t yielded_head_ = 0;
+  // Fibers that yielded here. The owner pushes at the bottom and takes the
+  // oldest from the top with steal(), as thieves do: a FIFO that idle
+  // workers can take from when this one is busy (DESIGN 3.14).
+  ChaseLevDeque<FiberCore> yielded_;
   unsigned lifo_streak_ = 0;
+  bool spinning_ = false;  // counted in Scheduler::spinning_ (owner only)
+  // run_seq() per victim when this worker started spinning (steal_stranded).
+  std::vector<std::uint64_t> seen_seq_;
   std::uint64_t tick_ = 0;
   std::uint64_t rng_;
   TimerHeap timers_;
   ExecutionContext sched_ctx_{};
+  // The fiber running here and the switch count (owner writes, relaxed;
+  // the monitor and thieves read). hazard_ is the monitor's hazard pointer
+  // for running_: the owner does not drop its reference to an ended fiber
+  // while the monitor holds it there.
+  alignas(64) std::atomic<std::uint64_t> run_seq_{0};
+  std::atomic<FiberCore*> running_{nullptr};
+  alignas(64) std::atomic<FiberCore*> hazard_{nullptr};
+  // 0 asleep, kWoken woken, kWokenSpinning woken and counted as spinning.
   alignas(64) std::atomic<std::uint32_t> wake_word_{0};
 };
 
@@ -104,9 +131,18 @@ class Scheduler {
   void inject(FiberCore* f);
   // pop_injected() takes the oldest injected fiber, or nullptr.
   FiberCore* pop_injected();
-  bool has_injected() const noexcept { return injected_size_.load(std::memory_order_acquire) > 0; }
-  // notify_work() wakes a sleeping worker if there is one.
-  void notify_work() noexcept;
+  bool has_injected() const noexcept { return injected_size_.load(std::memory_order_seq_cst) > 0; }
+  // notify_work() wakes a sleeping worker when there is one and no worker is
+  // spinning (looking for work), counting the woken one as spinning: Go's
+  // wakep() rule, so a burst of pushes wakes one worker, not one each. The
+  // caller has published its work with a seq_cst read-modify-write (the
+  // LIFO exchange, the injection count); `after_plain_store` adds one for a
+  // push published with a plain store (a deque push).
+  void notify_work(bool after_plain_store = false) noexcept;
+  // spinning_workers() is how many workers are looking for work.
+  int spinning_workers() const noexcept { return spinning_.load(std::memory_order_seq_cst); }
+  // sleeping_workers() is how many workers sleep on their futex.
+  int sleeping_workers() const noexcept { return sleepers_.load(std::memory_order_seq_cst); }
   // current_worker() is this thread's worker if it belongs to this scheduler.
   Worker* current_worker() const noexcept;
 
@@ -154,6 +190,8 @@ class Scheduler {
   std::uint64_t driver_rng_;
   std::atomic<Clock::rep> virtual_ticks_;
 
+  Monitor monitor_;
+
   mutable std::mutex inject_mu_;
   std::deque<FiberCore*> injected_;
   std::atomic<std::size_t> injected_size_{0};
@@ -161,6 +199,7 @@ class Scheduler {
   std::mutex sleep_mu_;
   std::vector<Worker*> sleepers_list_;
   alignas(64) std::atomic<int> sleepers_{0};
+  alignas(64) std::atomic<int> spinning_{0};
 
   mutable std::mutex roots_mu_;
   FiberCore* roots_ = nullptr;  // intrusive list through root_prev/root_next

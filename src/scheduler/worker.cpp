@@ -8,8 +8,16 @@
 //   3. the own deque's bottom (LIFO);
 //   4. the injection queue;
 //   5. the fibers that yielded here (FIFO);
-//   6. stealing: random victims' deque tops (FIFO), then, after a few idle
-//      rounds, their LIFO slots.
+//   6. stealing: random victims' deque tops and yield queues (FIFO), then,
+//      after half the spin rounds, the LIFO slot of a victim that has been
+//      running one fiber since the spin began (steal_stranded).
+//
+// Waking (DESIGN 3.14): every push that leaves work in a local queue calls
+// Scheduler::notify_work(), which wakes a sleeper only when no worker is
+// spinning (Go's rule: the hot fork path pays a load or two, not a futex).
+// A woken or idle worker counts itself spinning while it looks for work;
+// the last spinner to find work wakes another, so work that keeps coming
+// keeps one worker looking.
 #include "scheduler/scheduler.hpp"
 
 #include "fiber/fiber_context.hpp"
@@ -24,6 +32,10 @@ namespace weft::detail {
 namespace {
 constexpr unsigned kLifoBudget = 16;
 constexpr unsigned kSpinRounds = 64;
+constexpr unsigned kFairnessTicks = 61;  // a prime, as Go's schedtick % 61
+constexpr unsigned kTimerTicks = 16;     // due timers checked every 16 picks
+constexpr std::uint32_t kWoken = 1;
+constexpr std::uint32_t kWokenSpinning = 2;
 
 thread_local Worker* tls_worker = nullptr;
 
@@ -37,7 +49,9 @@ std::uint64_t xorshift(std::uint64_t& s) noexcept {
 void entry(void* arg) { static_cast<FiberCore*>(arg)->run_on_own_stack(); }
 }  // namespace
 
+namespace {
 thread_local constinit FiberCore* tls_current_fiber = nullptr;
+}  // namespace
 
 // Accessors are noinline so that no caller caches a thread-local address
 // across a context switch (a fiber may resume on another thread).
@@ -51,7 +65,10 @@ thread_local constinit FiberCore* tls_current_fiber = nullptr;
 }
 
 Worker::Worker(Scheduler& s, unsigned index, std::uint64_t seed)
-    : sched_(s), index_(index), rng_(seed * 0x9E3779B97F4A7C15ull + index + 1) {}
+    : sched_(s),
+      index_(index),
+      seen_seq_(s.options().workers, 0),
+      rng_(seed * 0x9E3779B97F4A7C15ull + index + 1) {}
 
 void Worker::start() {
   thread_ = std::thread([this] { run(); });
@@ -68,28 +85,57 @@ void Worker::push_local(FiberCore* f) {
     deque_.push(f);  // replay: sometimes behind the older work, not next
     return;
   }
-  // acq_rel: a thief that exchanges the slot sees the fiber's state.
-  FiberCore* displaced = lifo_slot_.exchange(f, std::memory_order_acq_rel);
+  // seq_cst (an XCHG, as acq_rel is on x86): a thief that exchanges the
+  // slot sees the fiber's state, and the push is ordered before
+  // notify_work()'s read of the sleeper count (Dekker with the sleeper).
+  FiberCore* displaced = lifo_slot_.exchange(f, std::memory_order_seq_cst);
   if (displaced != nullptr) {
     deque_.push(displaced);
-    sched_.notify_work();
+    sched_.notify_work(/*after_plain_store=*/true);
+    return;
   }
+  sched_.notify_work();
 }
 
 FiberCore* Worker::steal(bool desperate) noexcept {
   if (FiberCore* f = deque_.steal()) return f;
+  if (FiberCore* f = yielded_.steal()) return f;
   if (desperate && lifo_slot_.load(std::memory_order_relaxed) != nullptr)
     return lifo_slot_.exchange(nullptr, std::memory_order_acq_rel);
   return nullptr;
 }
 
 bool Worker::has_stealable_work() const noexcept {
-  return !deque_.empty_approx() || lifo_slot_.load(std::memory_order_relaxed) != nullptr;
+  return !deque_.empty_approx() || !yielded_.empty_approx() ||
+         lifo_slot_.load(std::memory_order_seq_cst) != nullptr;
 }
 
 void Worker::wake() noexcept {
-  wake_word_.store(1, std::memory_order_release);
+  wake_word_.store(kWoken, std::memory_order_release);
   futex_wake(wake_word_);
+}
+
+void Worker::wake_spinning() noexcept {
+  wake_word_.store(kWokenSpinning, std::memory_order_release);
+  futex_wake(wake_word_);
+}
+
+void Worker::preempt_running() noexcept {
+  FiberCore* f = running_.load(std::memory_order_acquire);
+  if (f == nullptr) return;
+  // Hazard pointer: publish, then re-check that f still runs here. The
+  // owner clears running_ (seq_cst) before it drops an ended fiber's last
+  // runtime reference, then waits while hazard_ holds it.
+  hazard_.store(f, std::memory_order_seq_cst);
+  if (running_.load(std::memory_order_seq_cst) == f) f->request_preempt();
+  hazard_.store(nullptr, std::memory_order_release);
+}
+
+void Worker::stop_spinning() noexcept {
+  if (!spinning_) return;
+  spinning_ = false;
+  // The last spinner found work: there may be more, keep one worker looking.
+  if (sched_.spinning_.fetch_sub(1, std::memory_order_seq_cst) == 1) sched_.notify_work();
 }
 
 void Worker::run() {
@@ -98,11 +144,16 @@ void Worker::run() {
   install_overflow_handler_for_thread();
   for (;;) {
     if (FiberCore* f = next()) {
+      stop_spinning();
       run_fiber(f);
       continue;
     }
     if (sched_.stopping()) break;
     idle();
+  }
+  if (spinning_) {
+    spinning_ = false;
+    sched_.spinning_.fetch_sub(1, std::memory_order_seq_cst);
   }
   tls_worker = nullptr;
 }
@@ -110,11 +161,11 @@ void Worker::run() {
 FiberCore* Worker::next() {
   if (sched_.deterministic()) return next_shuffled();
   ++tick_;
-  if (tick_ % 61 == 0) {
+  if (tick_ % kFairnessTicks == 0) {
     if (FiberCore* f = sched_.pop_injected()) return f;
     if (FiberCore* f = take_yielded()) return f;
   }
-  if ((tick_ & 15) == 0) fire_timers();
+  if (tick_ % kTimerTicks == 0) fire_timers();
   if (lifo_streak_ < kLifoBudget) {
     if (FiberCore* f = lifo_slot_.exchange(nullptr, std::memory_order_acq_rel)) {
       ++lifo_streak_;
@@ -174,7 +225,7 @@ void Worker::drive(Scheduler& s) {
     for (unsigned i = 0; !work && i < n; ++i) {
       Worker& w = *s.workers_[i];
       auto d = w.timers_.next_deadline();
-      work = w.has_stealable_work() || w.yielded_head_ < w.yielded_.size() || (d && *d <= s.now());
+      work = w.has_stealable_work() || (d && *d <= s.now());
     }
     // One step: a seeded worker (the next ones in turn if it has nothing)
     // runs one fiber until that fiber switches out.
@@ -185,6 +236,9 @@ void Worker::drive(Scheduler& s) {
       tls_worker = &w;
       if (FiberCore* f = w.next()) {
         s.advance_clock(s.now() + kStep);
+        // Every check_interrupt() is a scheduling step here (DESIGN 3.14):
+        // a CPU loop that checks gives way, and virtual time advances.
+        f->request_preempt();
         w.run_fiber(f);
         ran = true;
       }
@@ -206,29 +260,19 @@ void Worker::drive(Scheduler& s) {
     w0.wake_word_.store(0, std::memory_order_relaxed);
     s.add_sleeper(&w0);
     if (!s.has_injected() && !s.stopping()) futex_wait(w0.wake_word_, 0, std::nullopt);
-    s.remove_sleeper(&w0);
+    if (!s.remove_sleeper(&w0)) {
+      while (w0.wake_word_.load(std::memory_order_acquire) == 0) cpu_relax();
+    }
+    // The driver never spins: give back a count a waker made for it.
+    if (w0.wake_word_.load(std::memory_order_acquire) == kWokenSpinning)
+      s.spinning_.fetch_sub(1, std::memory_order_seq_cst);
   }
   tls_worker = nullptr;
 }
 
-// take_yielded() returns the oldest fiber that yielded here. The younger
-// ones move to the deque (in order: its bottom pops them oldest first),
-// where idle workers can steal them; this runs only when the LIFO slot and
-// the deque are empty, or on the fairness tick.
-FiberCore* Worker::take_yielded() {
-  if (yielded_head_ == yielded_.size()) return nullptr;
-  FiberCore* f = yielded_[yielded_head_++];
-  if (yielded_head_ < yielded_.size() && deque_.empty_approx()) {
-    for (std::size_t i = yielded_.size(); i > yielded_head_; --i) deque_.push(yielded_[i - 1]);
-    yielded_head_ = yielded_.size();
-    sched_.notify_work();
-  }
-  if (yielded_head_ == yielded_.size()) {
-    yielded_.clear();
-    yielded_head_ = 0;
-  }
-  return f;
-}
+// take_yielded() returns the oldest fiber that yielded here: the owner takes
+// its yield queue from the top, the same end thieves steal from.
+FiberCore* Worker::take_yielded() { return yielded_.steal(); }
 
 FiberCore* Worker::steal_any(bool desperate) {
   const unsigned n = sched_.worker_count();
@@ -242,6 +286,23 @@ FiberCore* Worker::steal_any(bool desperate) {
   return nullptr;
 }
 
+// steal_stranded() takes the LIFO slot of a victim that has been running the
+// same fiber since this worker began to spin (seen_seq_): a fiber forked just
+// before a long computation. A victim that switched meanwhile will take its
+// slot itself (cf. Go's runnext, stolen only from a P that keeps running).
+FiberCore* Worker::steal_stranded() {
+  const unsigned n = sched_.worker_count();
+  for (unsigned i = 0; i < n; ++i) {
+    Worker& victim = sched_.worker(i);
+    if (&victim == this) continue;
+    const std::uint64_t seq = victim.run_seq();
+    if ((seq & 1) == 0 || seq != seen_seq_[i]) continue;
+    if (victim.lifo_slot_.load(std::memory_order_relaxed) == nullptr) continue;
+    if (FiberCore* f = victim.lifo_slot_.exchange(nullptr, std::memory_order_acq_rel)) return f;
+  }
+  return nullptr;
+}
+
 bool Worker::fire_timers() {
   auto next = timers_.next_deadline();
   if (!next) return false;
@@ -251,33 +312,51 @@ bool Worker::fire_timers() {
 }
 
 void Worker::idle() {
-  // A short bounded spin looking for work, then sleep on the futex until
-  // woken or until the earliest timer of any worker is due.
+  // Spin: look for work for a bounded number of rounds, counted in
+  // Scheduler::spinning_ so that pushers do not wake another worker.
+  if (!spinning_) {
+    spinning_ = true;
+    sched_.spinning_.fetch_add(1, std::memory_order_seq_cst);
+  }
+  const unsigned n = sched_.worker_count();
+  for (unsigned i = 0; i < n; ++i) seen_seq_[i] = sched_.worker(i).run_seq();
   for (unsigned round = 0; round < kSpinRounds; ++round) {
-    if (FiberCore* f = steal_any(round >= kSpinRounds / 2)) {
+    FiberCore* f = steal_any(false);
+    if (f == nullptr && round >= kSpinRounds / 2) f = steal_stranded();
+    if (f != nullptr) {
+      stop_spinning();
       run_fiber(f);
       return;
     }
     if (sched_.has_injected() || fire_timers() || has_stealable_work()) return;
     cpu_relax();
   }
+  // Stop spinning, then re-check: a pusher that saw us spinning woke nobody.
+  spinning_ = false;
+  sched_.spinning_.fetch_sub(1, std::memory_order_seq_cst);
   wake_word_.store(0, std::memory_order_relaxed);
   sched_.add_sleeper(this);
-  // Re-check after announcing ourselves (the pusher checks sleepers_ after
+  // Re-check after announcing ourselves (the pusher reads sleepers_ after
   // pushing; both sides are seq_cst, so one of us sees the other).
   bool work = sched_.has_injected() || sched_.stopping();
-  for (unsigned i = 0; !work && i < sched_.worker_count(); ++i)
-    work = sched_.worker(i).has_stealable_work();
+  for (unsigned i = 0; !work && i < n; ++i) work = sched_.worker(i).has_stealable_work();
   std::optional<Clock::time_point> deadline;
-  for (unsigned i = 0; i < sched_.worker_count(); ++i) {
+  for (unsigned i = 0; i < n; ++i) {
     auto d = sched_.worker(i).timers().next_deadline();
     if (d && (!deadline || *d < *deadline)) deadline = d;
   }
   if (deadline && *deadline <= sched_.now()) work = true;
   if (!work) futex_wait(wake_word_, 0, deadline);
-  sched_.remove_sleeper(this);
+  if (!sched_.remove_sleeper(this)) {
+    // A waker took us off the list: its wake_word_ store may still be on
+    // its way (we may have woken by the deadline). Wait for it, to learn
+    // whether it counted us as spinning.
+    while (wake_word_.load(std::memory_order_acquire) == 0) cpu_relax();
+  }
+  if (wake_word_.load(std::memory_order_acquire) == kWokenSpinning) spinning_ = true;
+  sched_.monitor_.kick();
   // Timers of other workers that are busy with a long-running fiber.
-  for (unsigned i = 0; i < sched_.worker_count(); ++i) {
+  for (unsigned i = 0; i < n; ++i) {
     Worker& w = sched_.worker(i);
     if (&w == this) continue;
     auto d = w.timers().next_deadline();
@@ -310,7 +389,10 @@ void Worker::run_fiber(FiberCore* f) {
   f->run_state().store(RunState::running, std::memory_order_relaxed);
   tls_current_fiber = f;
   set_running_fiber(&fc.info);
+  running_.store(f, std::memory_order_relaxed);
+  run_seq_.store(run_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   context_switch(sched_ctx_, fc.ctx);
+  run_seq_.store(run_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   set_running_fiber(nullptr);
   tls_current_fiber = nullptr;
   if (!fc.stack.guarded && !stack_canary_intact(fc.stack))
@@ -319,10 +401,12 @@ void Worker::run_fiber(FiberCore* f) {
 }
 
 void Worker::after_switch(FiberCore* f) {
-  switch (f->take_switch_action()) {
+  const SwitchAction action = f->take_switch_action();
+  if (action != SwitchAction::exit) running_.store(nullptr, std::memory_order_relaxed);
+  switch (action) {
     case SwitchAction::yield:
       f->run_state().store(RunState::runnable, std::memory_order_relaxed);
-      yielded_.push_back(f);
+      yielded_.push(f);
       break;
     case SwitchAction::park: {
       RunState expected = RunState::parking;
@@ -337,6 +421,11 @@ void Worker::after_switch(FiberCore* f) {
       break;
     }
     case SwitchAction::exit: {
+      // The hazard-pointer side of preempt_running(): once running_ is
+      // clear (seq_cst), a monitor that still holds f is waited out before
+      // finish() may drop the last reference.
+      running_.store(nullptr, std::memory_order_seq_cst);
+      while (hazard_.load(std::memory_order_seq_cst) == f) cpu_relax();
       FiberContext& fc = fiber_context(*f);
       context_destroy(fc.ctx);
       sched_.stacks().release(index_, fc.stack);

@@ -107,6 +107,23 @@ class FiberCore : public WaitOwner {
     if (interrupt_pending()) [[unlikely]]
       deliver_interrupt();
   }
+  // check_interrupt() is this_fiber::check_interrupt(): one load and a
+  // branch; the slow path yields first when the monitor asked this fiber to
+  // make room (DESIGN 3.14), then delivers a pending interrupt.
+  void check_interrupt() {
+    if ((interrupt_flags_.load(std::memory_order_relaxed) & (kPending | kPreempt)) != 0)
+        [[unlikely]]
+      check_interrupt_slow();
+  }
+  // request_preempt() asks the fiber to yield at its next check_interrupt()
+  // (the monitor, or the deterministic driver). Any thread.
+  void request_preempt() noexcept {
+    interrupt_flags_.fetch_or(kPreempt, std::memory_order_relaxed);
+  }
+  // preempt_requested() is true while a preemption request is pending.
+  bool preempt_requested() const noexcept {
+    return (interrupt_flags_.load(std::memory_order_relaxed) & kPreempt) != 0;
+  }
   // throw_interrupted() marks the fiber interrupting and throws Interrupted.
   // Always inlined: every frame between a throw and its catch costs the
   // unwinder a lookup and a CFI walk in both phases (docs/performance.md).
@@ -181,8 +198,10 @@ class FiberCore : public WaitOwner {
  private:
   static constexpr std::uint32_t kPending = 1;    // a request was recorded (sticky)
   static constexpr std::uint32_t kDelivered = 2;  // Interrupted was thrown at least once
+  static constexpr std::uint32_t kPreempt = 4;    // yield at the next check_interrupt()
 
   void deliver_interrupt();
+  void check_interrupt_slow();
   void live_and_end() noexcept;
   Cause run_and_catch() noexcept;
   void end_children() noexcept;

@@ -1,0 +1,82 @@
+// Monitor: see monitor.hpp and docs/internals.md ("The monitor").
+#include "scheduler/monitor.hpp"
+
+#include "scheduler/futex.hpp"
+#include "scheduler/scheduler.hpp"
+
+#include <pthread.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace weft::detail {
+
+void Monitor::start() {
+  if (interval_.count() <= 0) return;
+  thread_ = std::thread([this] { run(); });
+  std::string name = sched_.options().name.substr(0, 10) + "/mon";
+  pthread_setname_np(thread_.native_handle(), name.c_str());
+}
+
+void Monitor::stop() noexcept {
+  stop_.store(true, std::memory_order_seq_cst);
+  wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Monitor::wake() noexcept {
+  parked_.store(false, std::memory_order_relaxed);
+  word_.store(1, std::memory_order_release);
+  futex_wake(word_);
+}
+
+// park_while_all_asleep(): sleep until kick() if every worker sleeps. The
+// Dekker pair: we store parked_ then read the sleeper count; a waking worker
+// decrements the count (Scheduler::remove_sleeper) then reads parked_.
+bool Monitor::park_while_all_asleep() {
+  if (sched_.sleeping_workers() < static_cast<int>(sched_.worker_count())) return false;
+  word_.store(0, std::memory_order_relaxed);
+  parked_.store(true, std::memory_order_seq_cst);
+  if (sched_.sleeping_workers() == static_cast<int>(sched_.worker_count()) &&
+      !stop_.load(std::memory_order_seq_cst))
+    futex_wait(word_, 0, std::nullopt);
+  parked_.store(false, std::memory_order_relaxed);
+  return true;
+}
+
+void Monitor::run() {
+  struct Seen {
+    std::uint64_t seq = 0;
+    unsigned intervals = 0;  // samples in a row with the same running fiber
+  };
+  const unsigned n = sched_.worker_count();
+  std::vector<Seen> seen(n);
+  while (!stop_.load(std::memory_order_seq_cst)) {
+    if (park_while_all_asleep()) continue;
+    const Clock::time_point now = Clock::now();
+    Clock::time_point wake_at = now + interval_;
+    for (unsigned i = 0; i < n; ++i) {
+      Worker& w = sched_.worker(i);
+      const std::uint64_t seq = w.run_seq();
+      if ((seq & 1) == 0 || seq != seen[i].seq) {
+        seen[i] = Seen{seq, 0};
+        continue;
+      }
+      ++seen[i].intervals;
+      // 1. Its timers: due ones fire here; sleep no later than the next.
+      TimerHeap& timers = w.timers();
+      if (auto d = timers.next_deadline(); d && *d <= now) timers.fire_expired(now);
+      if (auto d = timers.next_deadline(); d && *d < wake_at) wake_at = *d;
+      // 2. and 3. Work waiting for it.
+      if (!w.has_stealable_work() && !sched_.has_injected()) continue;
+      sched_.notify_work(true);
+      const bool nobody_idle = sched_.sleeping_workers() == 0 && sched_.spinning_workers() == 0;
+      if (seen[i].intervals >= 2 || nobody_idle) w.preempt_running();
+    }
+    word_.store(0, std::memory_order_relaxed);
+    if (!stop_.load(std::memory_order_seq_cst)) futex_wait(word_, 0, wake_at);
+  }
+}
+
+}  // namespace weft::detail
