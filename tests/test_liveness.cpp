@@ -176,9 +176,10 @@ TEST_P(LivenessTest, test_every_worker_computing_still_fires_timeouts) {
 }
 
 TEST_P(LivenessTest, test_preemption_never_touches_an_ended_fiber) {
-  // Short computations end while the monitor (ticking every 100 us) asks
-  // them to yield: the hazard pointer in Worker::preempt_running() vs. the
-  // worker dropping an ended fiber. ASan and TSan watch this one.
+  // Short computations end, migrate and are freed while the monitor
+  // (ticking every 100 us) asks their workers to preempt them: a request
+  // must never reach a fiber that has ended (it found one under TSan when
+  // the request was written into the fiber). ASan and TSan watch this one.
   RuntimeOptions o;
   o.workers = workers();
   o.monitor_interval = std::chrono::microseconds(100);

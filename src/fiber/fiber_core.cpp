@@ -24,6 +24,8 @@ void count_object([[maybe_unused]] int d) noexcept {
 }
 }  // namespace
 
+std::atomic<bool> FiberCore::kNoPreempt{false};
+
 std::int64_t live_fiber_objects() noexcept {
 #ifdef WEFT_DEBUG_ASSERTS
   return g_live_objects.load(std::memory_order_relaxed);
@@ -333,10 +335,11 @@ void FiberCore::deliver_interrupt() {
 }
 
 void FiberCore::check_interrupt_slow() {
-  // A preemption request: this fiber has run for a monitor interval while
-  // other work waited for its worker. Yield once (not an interruption: masks
-  // do not apply), then deliver as every yield point does.
-  if ((interrupt_flags_.fetch_and(~kPreempt, std::memory_order_relaxed) & kPreempt) != 0) {
+  // A preemption request: this fiber's worker has run it for a monitor
+  // interval while other work waited. Yield once (not an interruption: masks
+  // do not apply), then deliver as every yield point does. A request meant
+  // for the worker's previous fiber costs this one a spurious yield at most.
+  if (preempt_->exchange(false, std::memory_order_relaxed)) {
     throw_if_interrupted();
     suspend(SwitchAction::yield);
   }

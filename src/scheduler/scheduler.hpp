@@ -49,10 +49,10 @@ class Worker {
   // a fiber runs. Equal odd values seen some time apart mean one fiber has
   // run all that time (the monitor's and idle thieves' test for "stuck").
   std::uint64_t run_seq() const noexcept { return run_seq_.load(std::memory_order_relaxed); }
-  // preempt_running() asks the fiber running here, if any, to yield at its
-  // next check_interrupt() (monitor thread; hazard-pointer safe against the
-  // fiber ending meanwhile).
-  void preempt_running() noexcept;
+  // preempt_running() asks the fiber running here to yield at its next
+  // check_interrupt() (monitor thread, or the deterministic driver). The flag
+  // is the worker's, so the monitor never touches a fiber that may be ending.
+  void preempt_running() noexcept { preempt_.store(true, std::memory_order_relaxed); }
   // timers() is this worker's timer heap (owner inserts and fires).
   TimerHeap& timers() noexcept { return timers_; }
   // sched_context() is the worker thread's own execution context.
@@ -66,8 +66,11 @@ class Worker {
   }
   // wake() ends this worker's sleep.
   void wake() noexcept;
-  // has_stealable_work() is a racy check used before sleeping.
+  // has_stealable_work() is a racy check used before sleeping: the deque,
+  // the yield queue or the LIFO slot holds a fiber.
   bool has_stealable_work() const noexcept;
+  // has_queued_work() is has_stealable_work() without the LIFO slot.
+  bool has_queued_work() const noexcept;
   // wake_spinning() is wake() for a worker that the waker already counted as
   // spinning (Scheduler::notify_work).
   void wake_spinning() noexcept;
@@ -105,13 +108,11 @@ class Worker {
   std::uint64_t rng_;
   TimerHeap timers_;
   ExecutionContext sched_ctx_{};
-  // The fiber running here and the switch count (owner writes, relaxed;
-  // the monitor and thieves read). hazard_ is the monitor's hazard pointer
-  // for running_: the owner does not drop its reference to an ended fiber
-  // while the monitor holds it there.
+  // The switch count (owner writes, relaxed; the monitor and thieves read).
   alignas(64) std::atomic<std::uint64_t> run_seq_{0};
-  std::atomic<FiberCore*> running_{nullptr};
-  alignas(64) std::atomic<FiberCore*> hazard_{nullptr};
+  // Set by the monitor, read and cleared by the running fiber's
+  // check_interrupt() (FiberCore::set_worker hands it the address).
+  alignas(64) std::atomic<bool> preempt_{false};
   // 0 asleep, kWoken woken, kWokenSpinning woken and counted as spinning.
   alignas(64) std::atomic<std::uint32_t> wake_word_{0};
 };

@@ -31,7 +31,16 @@ namespace weft::detail {
 
 namespace {
 constexpr unsigned kLifoBudget = 16;
-constexpr unsigned kSpinRounds = 64;
+// An idle worker probes for work kSpinRounds times, kSpinPauses pauses apart,
+// then naps kSpinNap while still counted as spinning, probes once more, and
+// only then sleeps. The nap is Go's trick (its spinning M sleeps before it
+// steals a runnext): a stream of pushes finds the worker still "spinning"
+// and wakes nobody, the nap costs no CPU, and a fiber left in the LIFO slot
+// of a worker that ran one fiber through the whole nap is stranded: the
+// napper takes it (steal_stranded).
+constexpr unsigned kSpinRounds = 16;
+constexpr unsigned kSpinPauses = 8;
+constexpr auto kSpinNap = std::chrono::microseconds(50);
 constexpr unsigned kFairnessTicks = 61;  // a prime, as Go's schedtick % 61
 constexpr unsigned kTimerTicks = 16;     // due timers checked every 16 picks
 constexpr std::uint32_t kWoken = 1;
@@ -105,6 +114,10 @@ FiberCore* Worker::steal(bool desperate) noexcept {
   return nullptr;
 }
 
+bool Worker::has_queued_work() const noexcept {
+  return !deque_.empty_approx() || !yielded_.empty_approx();
+}
+
 bool Worker::has_stealable_work() const noexcept {
   return !deque_.empty_approx() || !yielded_.empty_approx() ||
          lifo_slot_.load(std::memory_order_seq_cst) != nullptr;
@@ -118,17 +131,6 @@ void Worker::wake() noexcept {
 void Worker::wake_spinning() noexcept {
   wake_word_.store(kWokenSpinning, std::memory_order_release);
   futex_wake(wake_word_);
-}
-
-void Worker::preempt_running() noexcept {
-  FiberCore* f = running_.load(std::memory_order_acquire);
-  if (f == nullptr) return;
-  // Hazard pointer: publish, then re-check that f still runs here. The
-  // owner clears running_ (seq_cst) before it drops an ended fiber's last
-  // runtime reference, then waits while hazard_ holds it.
-  hazard_.store(f, std::memory_order_seq_cst);
-  if (running_.load(std::memory_order_seq_cst) == f) f->request_preempt();
-  hazard_.store(nullptr, std::memory_order_release);
 }
 
 void Worker::stop_spinning() noexcept {
@@ -238,7 +240,7 @@ void Worker::drive(Scheduler& s) {
         s.advance_clock(s.now() + kStep);
         // Every check_interrupt() is a scheduling step here (DESIGN 3.14):
         // a CPU loop that checks gives way, and virtual time advances.
-        f->request_preempt();
+        w.preempt_running();
         w.run_fiber(f);
         ran = true;
       }
@@ -312,25 +314,30 @@ bool Worker::fire_timers() {
 }
 
 void Worker::idle() {
-  // Spin: look for work for a bounded number of rounds, counted in
-  // Scheduler::spinning_ so that pushers do not wake another worker.
+  // Spin: look for work, counted in Scheduler::spinning_ so that pushers do
+  // not wake another worker meanwhile.
   if (!spinning_) {
     spinning_ = true;
     sched_.spinning_.fetch_add(1, std::memory_order_seq_cst);
   }
   const unsigned n = sched_.worker_count();
   for (unsigned i = 0; i < n; ++i) seen_seq_[i] = sched_.worker(i).run_seq();
+  auto found = [this](FiberCore* f) {
+    stop_spinning();
+    run_fiber(f);
+  };
   for (unsigned round = 0; round < kSpinRounds; ++round) {
-    FiberCore* f = steal_any(false);
-    if (f == nullptr && round >= kSpinRounds / 2) f = steal_stranded();
-    if (f != nullptr) {
-      stop_spinning();
-      run_fiber(f);
-      return;
-    }
+    if (FiberCore* f = steal_any(false)) return found(f);
     if (sched_.has_injected() || fire_timers() || has_stealable_work()) return;
-    cpu_relax();
+    for (unsigned i = 0; i < kSpinPauses; ++i) cpu_relax();
   }
+  // The nap (still spinning). Only stop() stores to our wake word now: we
+  // are on no sleeper list.
+  wake_word_.store(0, std::memory_order_relaxed);
+  if (!sched_.stopping()) futex_wait(wake_word_, 0, Clock::now() + kSpinNap);
+  if (FiberCore* f = steal_any(false)) return found(f);
+  if (FiberCore* f = steal_stranded()) return found(f);
+  if (sched_.has_injected() || fire_timers() || has_stealable_work()) return;
   // Stop spinning, then re-check: a pusher that saw us spinning woke nobody.
   spinning_ = false;
   sched_.spinning_.fetch_sub(1, std::memory_order_seq_cst);
@@ -338,8 +345,10 @@ void Worker::idle() {
   sched_.add_sleeper(this);
   // Re-check after announcing ourselves (the pusher reads sleepers_ after
   // pushing; both sides are seq_cst, so one of us sees the other).
-  bool work = sched_.has_injected() || sched_.stopping();
-  for (unsigned i = 0; !work && i < n; ++i) work = sched_.worker(i).has_stealable_work();
+  // Another worker's LIFO slot does not count: its owner runs it next, and
+  // if the owner is stuck the monitor wakes a thief for it (steal_stranded).
+  bool work = sched_.has_injected() || sched_.stopping() || has_stealable_work();
+  for (unsigned i = 0; !work && i < n; ++i) work = sched_.worker(i).has_queued_work();
   std::optional<Clock::time_point> deadline;
   for (unsigned i = 0; i < n; ++i) {
     auto d = sched_.worker(i).timers().next_deadline();
@@ -375,7 +384,7 @@ void Worker::start_fiber_stack(FiberCore* f) {
 }
 
 void Worker::run_fiber(FiberCore* f) {
-  f->set_worker(this);
+  f->set_worker(this, &preempt_);
   if (!f->started()) {
     if (f->interrupt_pending() && !f->uninterruptible_fork()) {
       // DESIGN 3.2: interrupted before its body started: never runs it.
@@ -389,7 +398,6 @@ void Worker::run_fiber(FiberCore* f) {
   f->run_state().store(RunState::running, std::memory_order_relaxed);
   tls_current_fiber = f;
   set_running_fiber(&fc.info);
-  running_.store(f, std::memory_order_relaxed);
   run_seq_.store(run_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   context_switch(sched_ctx_, fc.ctx);
   run_seq_.store(run_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -401,9 +409,7 @@ void Worker::run_fiber(FiberCore* f) {
 }
 
 void Worker::after_switch(FiberCore* f) {
-  const SwitchAction action = f->take_switch_action();
-  if (action != SwitchAction::exit) running_.store(nullptr, std::memory_order_relaxed);
-  switch (action) {
+  switch (f->take_switch_action()) {
     case SwitchAction::yield:
       f->run_state().store(RunState::runnable, std::memory_order_relaxed);
       yielded_.push(f);
@@ -421,11 +427,6 @@ void Worker::after_switch(FiberCore* f) {
       break;
     }
     case SwitchAction::exit: {
-      // The hazard-pointer side of preempt_running(): once running_ is
-      // clear (seq_cst), a monitor that still holds f is waited out before
-      // finish() may drop the last reference.
-      running_.store(nullptr, std::memory_order_seq_cst);
-      while (hazard_.load(std::memory_order_seq_cst) == f) cpu_relax();
       FiberContext& fc = fiber_context(*f);
       context_destroy(fc.ctx);
       sched_.stacks().release(index_, fc.stack);

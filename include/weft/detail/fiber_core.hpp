@@ -107,22 +107,12 @@ class FiberCore : public WaitOwner {
     if (interrupt_pending()) [[unlikely]]
       deliver_interrupt();
   }
-  // check_interrupt() is this_fiber::check_interrupt(): one load and a
-  // branch; the slow path yields first when the monitor asked this fiber to
-  // make room (DESIGN 3.14), then delivers a pending interrupt.
+  // check_interrupt() is this_fiber::check_interrupt(): two loads and a
+  // branch; the slow path yields first when the monitor asked this fiber's
+  // worker to make room (DESIGN 3.14), then delivers a pending interrupt.
   void check_interrupt() {
-    if ((interrupt_flags_.load(std::memory_order_relaxed) & (kPending | kPreempt)) != 0)
-        [[unlikely]]
+    if (interrupt_pending() || preempt_->load(std::memory_order_relaxed)) [[unlikely]]
       check_interrupt_slow();
-  }
-  // request_preempt() asks the fiber to yield at its next check_interrupt()
-  // (the monitor, or the deterministic driver). Any thread.
-  void request_preempt() noexcept {
-    interrupt_flags_.fetch_or(kPreempt, std::memory_order_relaxed);
-  }
-  // preempt_requested() is true while a preemption request is pending.
-  bool preempt_requested() const noexcept {
-    return (interrupt_flags_.load(std::memory_order_relaxed) & kPreempt) != 0;
   }
   // throw_interrupted() marks the fiber interrupting and throws Interrupted.
   // Always inlined: every frame between a throw and its catch costs the
@@ -144,7 +134,12 @@ class FiberCore : public WaitOwner {
   // --- worker/scheduler side -----------------------------------------------
   std::atomic<RunState>& run_state() noexcept { return run_state_; }
   Worker* worker() const noexcept { return worker_; }
-  void set_worker(Worker* w) noexcept { worker_ = w; }
+  // set_worker() records the worker about to run this fiber and its
+  // preemption flag (Worker::preempt_running sets it; check_interrupt reads it).
+  void set_worker(Worker* w, std::atomic<bool>* preempt) noexcept {
+    worker_ = w;
+    preempt_ = preempt;
+  }
   SwitchAction take_switch_action() noexcept {
     return std::exchange(switch_action_, SwitchAction::none);
   }
@@ -198,7 +193,6 @@ class FiberCore : public WaitOwner {
  private:
   static constexpr std::uint32_t kPending = 1;    // a request was recorded (sticky)
   static constexpr std::uint32_t kDelivered = 2;  // Interrupted was thrown at least once
-  static constexpr std::uint32_t kPreempt = 4;    // yield at the next check_interrupt()
 
   void deliver_interrupt();
   void check_interrupt_slow();
@@ -219,6 +213,8 @@ class FiberCore : public WaitOwner {
   // scheduling
   std::atomic<RunState> run_state_{RunState::runnable};
   Worker* worker_ = nullptr;
+  std::atomic<bool>* preempt_ = &kNoPreempt;
+  static std::atomic<bool> kNoPreempt;  // a flag never set: before the first run
   SwitchAction switch_action_ = SwitchAction::none;
   bool started_ = false;
   bool forked_uninterruptible_;

@@ -1,0 +1,77 @@
+// Micro-benchmarks of what liveness (DESIGN 3.14) costs the hot paths, each
+// run with the monitor on (the default 1 ms interval) and off (0), on one
+// worker and on two (the second idle, so every local push asks whether to
+// wake it: Scheduler::notify_work and the spinning worker's nap):
+//   - fork + join of a trivial child (spawn_join's step);
+//   - a hand-off through Semaphore(0) between two fibers (a wake-up each way);
+//   - yield with a second fiber yielding too (the yield queue, a Chase-Lev
+//     deque that idle workers may steal from).
+// Arguments: {workers, monitor interval in us}.
+#include <benchmark/benchmark.h>
+
+#include <weft/weft.hpp>
+
+#include <atomic>
+
+namespace weft {
+namespace {
+
+template <class Body>
+void in_fiber(benchmark::State& state, Body body) {
+  RuntimeOptions o;
+  o.workers = static_cast<unsigned>(state.range(0));
+  o.monitor_interval = std::chrono::microseconds(state.range(1));
+  Runtime rt(o);
+  Exit<void> e = rt.block_on([&] { body(state); });
+  if (!e.ok()) state.SkipWithError("the benchmark fiber failed");
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_fork_join(benchmark::State& state) {
+  in_fiber(state, [](benchmark::State& s) {
+    int i = 0;
+    for (auto _ : s) benchmark::DoNotOptimize(fork([&i] { return ++i; }).join());
+  });
+}
+
+void BM_hand_off(benchmark::State& state) {
+  in_fiber(state, [](benchmark::State& s) {
+    Semaphore ping(0), pong(0);
+    Fiber<void> partner = fork([&] {
+      for (;;) {
+        ping.acquire();
+        pong.release();
+      }
+    });
+    for (auto _ : s) {
+      ping.release();
+      pong.acquire();
+    }
+    (void)partner.interrupt();
+  });
+}
+
+void BM_yield_two_fibers(benchmark::State& state) {
+  in_fiber(state, [](benchmark::State& s) {
+    std::atomic<bool> stop{false};
+    Fiber<void> partner = fork([&] {
+      while (!stop.load(std::memory_order_relaxed)) this_fiber::yield();
+    });
+    for (auto _ : s) this_fiber::yield();
+    stop = true;
+    partner.join();
+  });
+}
+
+void Args(benchmark::internal::Benchmark* b) {
+  for (int workers : {1, 2})
+    for (int monitor_us : {1000, 0}) b->Args({workers, monitor_us});
+  b->ArgNames({"workers", "monitor_us"});
+}
+
+BENCHMARK(BM_fork_join)->Apply(Args);
+BENCHMARK(BM_hand_off)->Apply(Args);
+BENCHMARK(BM_yield_two_fibers)->Apply(Args);
+
+}  // namespace
+}  // namespace weft
