@@ -61,6 +61,11 @@ void Monitor::run() {
       const std::uint64_t seq = w.run_seq();
       if ((seq & 1) == 0 || seq != seen[i].seq) {
         seen[i] = Seen{seq, 0};
+        // A fiber started running here since the last sample: if the
+        // worker has a timer due before the next sample, look again then;
+        // a worker still in that fiber at its deadline has not fired it.
+        if ((seq & 1) != 0)
+          if (auto d = w.timers().next_deadline(); d && *d < wake_at) wake_at = *d;
         continue;
       }
       ++seen[i].intervals;

@@ -6,7 +6,9 @@
 // is *stuck* (one fiber has run for at least an interval). For a stuck worker
 // it
 //   1. fires the worker's due timers (their fibers go to the injection
-//      queue), and sleeps no later than the worker's next deadline;
+//      queue), and sleeps no later than the worker's next deadline (for a
+//      worker whose fiber started since the last sample too: if that fiber
+//      still runs at the deadline, the worker counts as stuck then);
 //   2. when work waits that the stuck worker would run next (its LIFO slot,
 //      deque or yield queue, or the injection queue), wakes an idle worker
 //      to take it (Scheduler::notify_work; the thief's steal_stranded takes
