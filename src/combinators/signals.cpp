@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <mutex>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -84,6 +85,50 @@ void drain() noexcept {
   }
 }
 
+// main_state() ends the repeated-signal report: what the main fiber is doing
+// that the first signal has not ended it yet. Everything it reads is atomic
+// (the fiber runs on another thread); it is a diagnostic, so a state that
+// changes right after is fine.
+std::string main_state(FiberCore& main) {
+  if (main.done()) return "after the main fiber ended";
+  if (main.interrupting())
+    return "while the main fiber runs its finalizers (the interrupt was delivered)";
+  const char* hint =
+      ": a blocking system call such as read(), a loop without this_fiber::check_interrupt() or "
+      "an uninterruptible region delays the interrupt until it ends";
+  std::string state;
+  switch (main.run_state().load(std::memory_order_relaxed)) {
+    case RunState::runnable:
+    case RunState::notified:
+      state = "runnable";
+      break;
+    case RunState::running:
+    case RunState::parking:
+      state = fmt::format("running{}", hint);
+      break;
+    case RunState::parked: {
+      // Parked with the interrupt pending but not delivered: a masked wait.
+      const char* what = main.blocked_on();
+      state = fmt::format("parked uninterruptibly on {}", what != nullptr ? what : "a wait");
+      break;
+    }
+    case RunState::done:
+      state = "ending";
+      break;
+  }
+  return fmt::format("before the main fiber reached an interruptible yield point (it is {})",
+                     state);
+}
+
+// report_repeated_signal() says that a second (third, ...) signal does
+// nothing, and why the first one has not ended the main fiber yet.
+void report_repeated_signal(int signo, FiberCore& main) {
+  const std::string line =
+      fmt::format("weft: signal {} received again {}; ignoring it\n", signo, main_state(main));
+  std::fputs(line.c_str(), stderr);
+  std::fflush(stderr);
+}
+
 // EndNotice writes kMainEnded when destroyed: the watcher fiber's callable
 // holds one, so the byte comes whether that fiber ran or was dropped unstarted.
 struct EndNotice {
@@ -140,6 +185,17 @@ MainSignals::MainSignals(std::initializer_list<int> signals) : state_(std::make_
       struct sigaction action {};
       action.sa_handler = &on_signal;
       sigemptyset(&action.sa_mask);
+      // SA_RESTART: a system call that the handler interrupts is restarted
+      // instead of failing with EINTR. Dropping it would not make a fiber's
+      // blocking read() return: Linux gives a process-directed signal (kill,
+      // Ctrl-C) to the main thread unless it blocks the signal, normally the
+      // thread waiting in poll() here, not the worker in read(). It would
+      // only make EINTR appear at random in whatever call the thread the
+      // kernel does pick is making (code in any fiber, most of which never
+      // retries). A blocking system call is not a yield point: the
+      // interrupt is delivered at the next one after the call returns (the
+      // header says so), and a repeated signal says what the main fiber is
+      // doing (report_repeated_signal).
       action.sa_flags = SA_RESTART;
       struct sigaction old {};
       if (::sigaction(signo, &action, &old) != 0)
@@ -172,9 +228,7 @@ int MainSignals::run(FiberCore& main) {
       first_signal = byte;
       main.request_interrupt(current_id());
     } else {
-      std::fprintf(stderr, "weft: signal %d received again while finalizers run; ignoring it\n",
-                   static_cast<int>(byte));
-      std::fflush(stderr);
+      report_repeated_signal(byte, main);
     }
   }
   end_watcher->await_done();  // plain thread: blocks, never interrupted
