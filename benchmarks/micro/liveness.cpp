@@ -1,7 +1,7 @@
 // Micro-benchmarks of what liveness (DESIGN 3.14) costs the hot paths, each
 // run with the monitor on (the default 1 ms interval) and off (0), on one
-// worker and on two (the second idle, so every local push asks whether to
-// wake it: Scheduler::notify_work and the spinning worker's nap):
+// worker and on two (the second idle: what waking it, or not, costs; see
+// Worker::push_local for the LIFO-slot wake measured and left out):
 //   - fork + join of a trivial child (spawn_join's step);
 //   - a hand-off through Semaphore(0) between two fibers (a wake-up each way);
 //   - yield with a second fiber yielding too (the yield queue, a Chase-Lev

@@ -35,9 +35,10 @@ class Worker {
   void start();
   void join();
   // push_local() makes f the next fiber to run here (owner thread only); a
-  // fiber it displaces from the LIFO slot goes to the deque. Either way an
-  // idle worker is woken if none is spinning (Scheduler::notify_work), so a
-  // fiber forked before a long computation does not wait for it.
+  // fiber it displaces from the LIFO slot goes to the deque and an idle
+  // worker is woken if none is spinning (Scheduler::notify_work). A fiber
+  // left in the slot behind a long computation is handed to an idle worker
+  // by the monitor.
   void push_local(FiberCore* f);
   // drive() runs every worker of a deterministic scheduler on the calling
   // thread, one seeded scheduling step at a time, until the scheduler stops.
@@ -137,8 +138,8 @@ class Scheduler {
   // spinning (looking for work), counting the woken one as spinning: Go's
   // wakep() rule, so a burst of pushes wakes one worker, not one each. The
   // caller has published its work with a seq_cst read-modify-write (the
-  // LIFO exchange, the injection count); `after_plain_store` adds one for a
-  // push published with a plain store (a deque push).
+  // injection count); `after_plain_store` adds one for a push published
+  // with a plain store (a deque push).
   void notify_work(bool after_plain_store = false) noexcept;
   // spinning_workers() is how many workers are looking for work.
   int spinning_workers() const noexcept { return spinning_.load(std::memory_order_seq_cst); }
