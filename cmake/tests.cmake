@@ -4,6 +4,7 @@
 
 # Shared fixtures (leak-checking fixture, latches, ...) under tests/support/.
 file(GLOB weft_test_support_sources CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/tests/support/*.cpp")
+list(FILTER weft_test_support_sources EXCLUDE REGEX "/rss_budget\\.cpp$")
 if(weft_test_support_sources)
   add_library(weft_test_support STATIC ${weft_test_support_sources})
   target_include_directories(weft_test_support PUBLIC "${PROJECT_SOURCE_DIR}/tests")
@@ -15,6 +16,25 @@ else()
   target_link_libraries(weft_test_support INTERFACE weft GTest::gtest GTest::gmock)
 endif()
 
+# The peak-RSS budget of every test (tests/support/scale.hpp): a GoogleTest
+# listener that registers itself before main(), so an object library (a
+# static library would drop it: nothing refers to it).
+add_library(weft_test_rss_budget OBJECT "${PROJECT_SOURCE_DIR}/tests/support/rss_budget.cpp")
+target_include_directories(weft_test_rss_budget PRIVATE "${PROJECT_SOURCE_DIR}/tests")
+# weft: the sanitizer flags and WEFT_ASAN / WEFT_TSAN, which choose the budget.
+target_link_libraries(weft_test_rss_budget PRIVATE weft GTest::gtest)
+weft_target_warnings(weft_test_rss_budget)
+
+# The million-scale tests (test_million; test_stack_pool's million stacks)
+# need ~4.7 GB each at full size: in an uninstrumented build they run alone,
+# not next to each other under ctest -j2. Under a sanitizer they are scaled
+# down (tests/support/scale.hpp) and may run alongside.
+set(weft_large_tests test_million test_stack_pool)
+
+# TIMEOUT: a hang fails the test instead of eating the CI budget. The
+# slowest tests take ~75 s on 2 busy cores (test_replay in dev and under
+# ASan), so 600 s leaves room for a machine several times slower. The test
+# presets give the same default to tests that set none.
 file(GLOB weft_test_sources CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/tests/test_*.cpp")
 foreach(source IN LISTS weft_test_sources)
   get_filename_component(name "${source}" NAME_WE)
@@ -22,12 +42,16 @@ foreach(source IN LISTS weft_test_sources)
   # Tests may reach internals (deques, timers) through src/.
   target_include_directories(${name} PRIVATE "${PROJECT_SOURCE_DIR}/src")
   target_link_libraries(${name} PRIVATE
-    weft weft_test_support GTest::gtest_main GTest::gtest GTest::gmock)
+    weft weft_test_support weft_test_rss_budget GTest::gtest_main GTest::gtest GTest::gmock)
   weft_target_warnings(${name})
+  set(serial OFF)
+  if(name IN_LIST weft_large_tests AND NOT WEFT_SANITIZE)
+    set(serial ON)
+  endif()
   gtest_discover_tests(${name}
     DISCOVERY_MODE PRE_TEST
     DISCOVERY_TIMEOUT 120
-    PROPERTIES TIMEOUT 600 LABELS ${name})
+    PROPERTIES TIMEOUT 600 RUN_SERIAL ${serial} LABELS ${name})
 endforeach()
 
 # test_install_consumer: install this build into a scratch prefix, then

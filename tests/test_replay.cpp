@@ -1,7 +1,8 @@
 // Deterministic replay (RuntimeOptions::deterministic) and the randomized
 // program stress test built on it.
 //
-// ReplayStress runs WEFT_STRESS_SCENARIOS (default 100000) random programs
+// ReplayStress runs WEFT_STRESS_SCENARIOS (default 100000; 20000 under ASan,
+// 2000 under TSan, see kReplayScenarios) random programs
 // (tests/support/program.hpp: fork trees blocking on every primitive, masks,
 // Scopes, races, timeouts, finalizers that suspend or throw, interrupters),
 // each on a fresh deterministic runtime whose seed also generates the
@@ -10,6 +11,7 @@
 // ParallelStress runs the same programs on real worker threads (not
 // replayable, but it puts the interleavings on real cores, for TSan).
 #include "support/program.hpp"
+#include "support/scale.hpp"
 #include "support/weft_test.hpp"
 
 #include <cstdio>
@@ -20,6 +22,13 @@
 
 namespace weft {
 namespace {
+
+// ReplayStress's default: 100,000 programs take ~75 s in the dev build and
+// 5-15x longer under a sanitizer. ASan runs 20,000 (~65 s on 2 busy cores;
+// the fuzz stage adds coverage-guided programs under ASan). TSan runs 2,000:
+// a deterministic runtime drives every worker from one thread, so TSan has
+// little to check here; ParallelStress puts the programs on real threads.
+constexpr std::uint64_t kReplayScenarios = test::scaled(100'000, 20'000, 2'000);
 
 std::uint64_t env_or(const char* name, std::uint64_t fallback) {
   if (const char* s = std::getenv(name)) return std::strtoull(s, nullptr, 10);
@@ -153,7 +162,7 @@ TEST(Replay, time_advances_while_fibers_compute) {
 
 TEST(ReplayStress, random_programs_on_deterministic_runtimes) {
   const std::uint64_t base = env_or("WEFT_SEED", std::random_device{}());
-  const std::uint64_t scenarios = env_or("WEFT_STRESS_SCENARIOS", 100000);
+  const std::uint64_t scenarios = env_or("WEFT_STRESS_SCENARIOS", kReplayScenarios);
   std::printf("test_replay: WEFT_SEED=%llu scenarios=%llu\n", static_cast<unsigned long long>(base),
               static_cast<unsigned long long>(scenarios));
   long fibers = 0, finalizers = 0, interrupts = 0, items = 0;
