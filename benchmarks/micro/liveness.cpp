@@ -3,10 +3,10 @@
 // worker and on two (the second idle: what waking it, or not, costs; see
 // Worker::push_local for the LIFO-slot wake measured and left out):
 //   - fork + join of a trivial child (spawn_join's step);
-//   - a hand-off through Semaphore(0) between two fibers (a wake-up each way);
 //   - yield with a second fiber yielding too (the yield queue, a Chase-Lev
 //     deque that idle workers may steal from).
-// Arguments: {workers, monitor interval in us}.
+// Arguments: {workers, monitor interval in us}. (The hand-off is
+// micro_wait_queue's BM_park_wake_round_trip and the yield_pingpong kernel.)
 #include <benchmark/benchmark.h>
 
 #include <weft/weft.hpp>
@@ -34,23 +34,6 @@ void BM_fork_join(benchmark::State& state) {
   });
 }
 
-void BM_hand_off(benchmark::State& state) {
-  in_fiber(state, [](benchmark::State& s) {
-    Semaphore ping(0), pong(0);
-    Fiber<void> partner = fork([&] {
-      for (;;) {
-        ping.acquire();
-        pong.release();
-      }
-    });
-    for (auto _ : s) {
-      ping.release();
-      pong.acquire();
-    }
-    (void)partner.interrupt();
-  });
-}
-
 void BM_yield_two_fibers(benchmark::State& state) {
   in_fiber(state, [](benchmark::State& s) {
     std::atomic<bool> stop{false};
@@ -70,7 +53,6 @@ void Args(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_fork_join)->Apply(Args);
-BENCHMARK(BM_hand_off)->Apply(Args);
 BENCHMARK(BM_yield_two_fibers)->Apply(Args);
 
 }  // namespace
