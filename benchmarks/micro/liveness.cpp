@@ -11,20 +11,20 @@
 
 #include <weft/weft.hpp>
 
+#include "in_fiber.hpp"
+
 #include <atomic>
 
 namespace weft {
 namespace {
 
+// in_fiber() on a runtime with the benchmark's {workers, monitor_us}.
 template <class Body>
 void in_fiber(benchmark::State& state, Body body) {
   RuntimeOptions o;
   o.workers = static_cast<unsigned>(state.range(0));
   o.monitor_interval = std::chrono::microseconds(state.range(1));
-  Runtime rt(o);
-  Exit<void> e = rt.block_on([&] { body(state); });
-  if (!e.ok()) state.SkipWithError("the benchmark fiber failed");
-  state.SetItemsProcessed(state.iterations());
+  bench::in_fiber(state, o, body);
 }
 
 void BM_fork_join(benchmark::State& state) {

@@ -11,17 +11,17 @@
 
 #include <weft/weft.hpp>
 
+#include "in_fiber.hpp"
+
 namespace weft {
 namespace {
 
+// in_fiber() on a one-worker runtime.
 template <class Body>
 void in_fiber(benchmark::State& state, Body body) {
   RuntimeOptions o;
   o.workers = 1;
-  Runtime rt(o);
-  Exit<void> e = rt.block_on([&] { body(state); });
-  if (!e.ok()) state.SkipWithError("the benchmark fiber failed");
-  state.SetItemsProcessed(state.iterations());
+  bench::in_fiber(state, o, body);
 }
 
 void BM_park_wake_round_trip(benchmark::State& state) {

@@ -43,7 +43,8 @@ class Monitor {
   // stop() ends and joins the thread; idempotent.
   void stop() noexcept;
   // kick() wakes the monitor if it sleeps because every worker slept (a
-  // worker calls it when it wakes). One relaxed load when it does not.
+  // worker calls it when it wakes). One load when it does not (seq_cst: the
+  // other half of the Dekker pair in park_while_all_asleep).
   void kick() noexcept {
     if (parked_.load(std::memory_order_seq_cst)) wake();
   }

@@ -9,7 +9,7 @@
 //   4. the injection queue;
 //   5. the fibers that yielded here (FIFO);
 //   6. stealing: random victims' deque tops and yield queues (FIFO), then,
-//      after half the spin rounds, the LIFO slot of a victim that has been
+//      after the idle worker's nap, the LIFO slot of a victim that has been
 //      running one fiber since the spin began (steal_stranded).
 //
 // Waking (DESIGN 3.14): a push to the deque or the injection queue calls
@@ -124,8 +124,7 @@ bool Worker::has_queued_work() const noexcept {
 }
 
 bool Worker::has_stealable_work() const noexcept {
-  return !deque_.empty_approx() || !yielded_.empty_approx() ||
-         lifo_slot_.load(std::memory_order_seq_cst) != nullptr;
+  return has_queued_work() || lifo_slot_.load(std::memory_order_relaxed) != nullptr;
 }
 
 void Worker::wake() noexcept {
