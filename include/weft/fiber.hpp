@@ -5,6 +5,7 @@
 #include <weft/detail/fiber_core.hpp>
 #include <weft/exit.hpp>
 #include <weft/fiber_id.hpp>
+#include <weft/fork_options.hpp>
 
 #include <cstddef>
 #include <functional>
@@ -16,13 +17,6 @@
 #include <utility>
 
 namespace weft {
-
-// ForkOptions is the optional last argument of fork, fork_daemon and spawn.
-struct ForkOptions {
-  std::string name;              // shown in dumps, traces and overflow reports
-  std::size_t stack_size = 0;    // 0: the runtime's default; otherwise >= 16 KiB
-  bool uninterruptible = false;  // start masked (for race-free acquisition)
-};
 
 // Fiber<T> is a copyable handle sharing ownership of a fiber returning T.
 template <class T>
@@ -102,7 +96,8 @@ template <class F>
 auto fork(F&& f, ForkOptions options = {}) -> Fiber<std::invoke_result_t<std::decay_t<F>&>> {
   using R = std::invoke_result_t<std::decay_t<F>&>;
   detail::FiberCore* parent = detail::current_fiber();
-  if (parent == nullptr) throw std::logic_error("weft::fork called outside any fiber; use Runtime::spawn");
+  if (parent == nullptr)
+    throw std::logic_error("weft::fork called outside any fiber; use Runtime::spawn");
   auto* core = detail::make_fiber(parent->scheduler(), parent, options, std::forward<F>(f));
   Fiber<R> handle{detail::FiberRef(core)};
   detail::start_fiber(core, /*root=*/false);
@@ -112,8 +107,7 @@ auto fork(F&& f, ForkOptions options = {}) -> Fiber<std::invoke_result_t<std::de
 // fork_daemon() starts f as a child of the runtime: it outlives its forker and
 // is interrupted only by the Runtime's destructor (or explicitly).
 template <class F>
-auto fork_daemon(F&& f, ForkOptions options = {})
-    -> Fiber<std::invoke_result_t<std::decay_t<F>&>> {
+auto fork_daemon(F&& f, ForkOptions options = {}) -> Fiber<std::invoke_result_t<std::decay_t<F>&>> {
   using R = std::invoke_result_t<std::decay_t<F>&>;
   detail::Scheduler& s = detail::require_scheduler("weft::fork_daemon");
   auto* core = detail::make_fiber(s, nullptr, options, std::forward<F>(f));

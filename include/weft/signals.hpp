@@ -1,5 +1,5 @@
-// Process signals: what Runtime::block_on_main(f, signals) builds on
-// (DESIGN.md §1 "Process integration").
+// Process signals: the contract of Runtime::block_on_main(f, signals)
+// (DESIGN.md §1 "Process integration"; implemented in src/runtime/signals.cpp).
 //
 // Guarantees of block_on_main:
 // - f runs as the root fiber named "main"; the calling thread (the process's
@@ -40,39 +40,13 @@
 //   caught (SIGKILL, SIGSTOP, out of range) gives std::invalid_argument.
 #pragma once
 
-#include <weft/detail/fiber_core.hpp>
+#include <weft/runtime.hpp>
 
 #include <csignal>
-#include <initializer_list>
-#include <memory>
 
 namespace weft {
 
 // kSignalExitBase: a main fiber stopped by signal N exits with 128 + N.
 inline constexpr int kSignalExitBase = 128;
 
-namespace detail {
-
-// MainSignals routes signals to the main fiber for the time block_on_main
-// runs (RAII: the destructor restores the previous handlers).
-class MainSignals {
- public:
-  // MainSignals(signals) installs the handlers (before the main fiber starts,
-  // so that no early signal is lost).
-  explicit MainSignals(std::initializer_list<int> signals);
-  // ~MainSignals() restores the previous handlers.
-  ~MainSignals();
-  MainSignals(const MainSignals&) = delete;
-  MainSignals& operator=(const MainSignals&) = delete;
-
-  // run() turns signals into interrupts of `main` until it ended, then
-  // returns the exit status (0 on success; see above).
-  int run(FiberCore& main);
-
- private:
-  struct State;
-  std::unique_ptr<State> state_;
-};
-
-}  // namespace detail
 }  // namespace weft

@@ -115,6 +115,7 @@ void FiberCore::add_child(FiberCore* child) noexcept {
   child->prev_sibling_ = nullptr;
   if (first_child_ != nullptr) first_child_->prev_sibling_ = child;
   first_child_ = child;
+  ++child_count_;
 }
 
 void FiberCore::remove_child(FiberCore* child) noexcept {
@@ -125,6 +126,27 @@ void FiberCore::remove_child(FiberCore* child) noexcept {
     first_child_ = child->next_sibling_;
   if (child->next_sibling_ != nullptr) child->next_sibling_->prev_sibling_ = child->prev_sibling_;
   child->prev_sibling_ = child->next_sibling_ = nullptr;
+  --child_count_;
+}
+
+void FiberCore::children_snapshot(std::vector<FiberRef>& out, bool live_only) {
+  const std::size_t base = out.size();
+  std::size_t room = 0;
+  for (;;) {
+    out.reserve(base + room);
+    {
+      std::lock_guard lk(children_lock_);
+      if (child_count_ <= room) {
+        for (FiberCore* c = first_child_; c != nullptr; c = c->next_sibling_) {
+          if (live_only && c->done()) continue;
+          c->retain();
+          out.emplace_back(c);  // within the reserved capacity: no allocation
+        }
+        return;
+      }
+      room = child_count_ + child_count_ / 2;  // read under the lock; grow outside it
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -181,11 +203,7 @@ void FiberCore::end_children() noexcept {
   interruptible_ = false;
   for (;;) {
     std::vector<FiberRef> children;
-    for_each_child([&](FiberCore* c) {
-      if (c->done()) return;
-      c->retain();
-      children.emplace_back(c);
-    });
+    children_snapshot(children, /*live_only=*/true);
     if (children.empty()) return;
     for (auto& c : children) c->request_interrupt(id_);
     for (auto& c : children) c->await_done_masked();
@@ -214,32 +232,6 @@ void FiberCore::complete_unstarted() noexcept {
 }
 
 // ---------------------------------------------------------------------------
-// Suspension
-
-void FiberCore::suspend(SwitchAction action) noexcept {
-  switch_action_ = action;
-  context_switch(fiber_context(*this).ctx, worker_->sched_context());
-}
-
-void FiberCore::resume() noexcept {
-  RunState s = run_state_.load(std::memory_order_acquire);
-  for (;;) {
-    if (s == RunState::parking) {
-      // The owner is still switching out: its worker requeues it.
-      if (run_state_.compare_exchange_weak(s, RunState::notified, std::memory_order_acq_rel))
-        return;
-    } else {
-      WEFT_ASSERT(s == RunState::parked, "resume of fiber {} in state {}", id_,
-                  static_cast<int>(s));
-      if (run_state_.compare_exchange_weak(s, RunState::runnable, std::memory_order_acq_rel)) {
-        scheduler_->schedule(this);
-        return;
-      }
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------
 // Awaiting
 
 void FiberCore::await_done() {
@@ -249,10 +241,15 @@ void FiberCore::await_done() {
 }
 
 bool FiberCore::await_done_until(std::chrono::steady_clock::time_point deadline) {
+  if (FiberCore* self = current_fiber()) {
+    if (self == this)
+      throw std::logic_error(
+          fmt::format("weft: fiber {} awaits itself (it would wait forever)", id_));
+    // A yield point even when the fiber already ended, as every primitive
+    // (Deferred::await, Channel::receive...) and Go's and Effect's joins.
+    self->throw_if_interrupted();
+  }
   if (done()) return true;
-  if (current_fiber() == this)
-    throw std::logic_error(
-        fmt::format("weft: fiber {} awaits itself (it would wait forever)", id_));
   std::unique_lock lk(joiners_.lock());
   if (done_.load(std::memory_order_acquire)) return true;
   Waiter w;
@@ -300,11 +297,7 @@ void FiberCore::request_interrupt(FiberId by) {
   }
   // seq_cst: pairs with the owner's seq_cst begin_wait() + flag read (Dekker).
   interrupt_flags_.fetch_or(kPending, std::memory_order_seq_cst);
-  const std::uint64_t word = wait_word_.load(std::memory_order_seq_cst);
-  if ((word & kStatusMask) == static_cast<std::uint64_t>(WaitStatus::waiting) &&
-      (word & kInterruptibleBit) != 0) {
-    if (try_claim(word >> kEpochShift, WaitStatus::interrupted)) resume();
-  }
+  if (try_claim_interrupted()) unpark();
   if (stop != nullptr) stop->request_stop();
 }
 

@@ -23,7 +23,7 @@ void yield() {
     return;
   }
   f->throw_if_interrupted();
-  f->suspend(detail::SwitchAction::yield);
+  f->yield();
   f->throw_if_interrupted();
 }
 

@@ -225,16 +225,36 @@ std::string Scheduler::dump() const {
     }
     return "?";
   };
-  std::function<void(FiberCore*, int)> walk = [&](FiberCore* f, int depth) {
-    out +=
-        fmt::format("{:{}}fiber {} '{}' parent {} state {}{}{}\n", "", depth * 2, f->id(),
-                    f->name(), f->parent() ? f->parent()->id() : FiberId{},
-                    state_name(f->run_state().load(std::memory_order_relaxed)),
-                    f->blocked_on() ? " blocked on " : "", f->blocked_on() ? f->blocked_on() : "");
-    f->for_each_child([&](FiberCore* c) { walk(c, depth + 1); });
+  // Snapshot first (new references, taken under the locks without
+  // formatting), then format with no lock held (spin_lock.hpp).
+  struct Entry {
+    FiberRef fiber;
+    FiberId parent;
+    int depth;
   };
-  std::lock_guard lk(roots_mu_);
-  for (FiberCore* f = roots_; f != nullptr; f = f->root_next) walk(f, 0);
+  std::vector<Entry> todo;
+  {
+    std::lock_guard lk(roots_mu_);  // a mutex: allocating under it is allowed
+    for (FiberCore* f = roots_; f != nullptr; f = f->root_next) {
+      f->retain();
+      todo.push_back(Entry{FiberRef(f), FiberId{}, 0});
+    }
+  }
+  std::reverse(todo.begin(), todo.end());  // print the roots in list order
+  std::vector<FiberRef> children;
+  while (!todo.empty()) {
+    Entry e = std::move(todo.back());
+    todo.pop_back();
+    FiberCore* f = e.fiber.get();
+    const char* blocked = f->blocked_on();
+    out += fmt::format("{:{}}fiber {} '{}' parent {} state {}{}{}\n", "", e.depth * 2, f->id(),
+                       f->name(), e.parent, state_name(f->run_state()),
+                       blocked ? " blocked on " : "", blocked ? blocked : "");
+    children.clear();
+    f->children_snapshot(children, /*live_only=*/false);
+    for (auto it = children.rbegin(); it != children.rend(); ++it)
+      todo.push_back(Entry{std::move(*it), f->id(), e.depth + 1});
+  }
   return out;
 }
 

@@ -90,6 +90,20 @@ class Worker {
   void finish(FiberCore* f);
   void idle();
   bool fire_timers();
+  // set_current() sets the worker current_worker_any() returns on this thread.
+  static void set_current(Worker* w) noexcept;
+  // xorshift() is the seeded generator of steal victims and of the
+  // deterministic driver's choices (Marsaglia, "Xorshift RNGs", 2003).
+  static std::uint64_t xorshift(std::uint64_t& s) noexcept {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+  }
+  // wake_word_ values.
+  static constexpr std::uint32_t kAsleep = 0;
+  static constexpr std::uint32_t kWoken = 1;
+  static constexpr std::uint32_t kWokenSpinning = 2;
 
   Scheduler& sched_;
   const unsigned index_;
@@ -112,9 +126,9 @@ class Worker {
   // The switch count (owner writes, relaxed; the monitor and thieves read).
   alignas(64) std::atomic<std::uint64_t> run_seq_{0};
   // Set by the monitor, read and cleared by the running fiber's
-  // check_interrupt() (FiberCore::set_worker hands it the address).
+  // check_interrupt() (FiberCore::begin_run hands it the address).
   alignas(64) std::atomic<bool> preempt_{false};
-  // 0 asleep, kWoken woken, kWokenSpinning woken and counted as spinning.
+  // kAsleep, kWoken, or kWokenSpinning (woken and counted as spinning).
   alignas(64) std::atomic<std::uint32_t> wake_word_{0};
 };
 

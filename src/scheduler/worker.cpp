@@ -25,6 +25,7 @@
 
 #include "fiber/fiber_context.hpp"
 #include "scheduler/futex.hpp"
+#include "wait/thread_parker.hpp"
 
 #include <pthread.h>
 
@@ -46,17 +47,8 @@ constexpr unsigned kSpinPauses = 8;
 constexpr auto kSpinNap = std::chrono::microseconds(50);
 constexpr unsigned kFairnessTicks = 61;  // a prime, as Go's schedtick % 61
 constexpr unsigned kTimerTicks = 16;     // due timers checked every 16 picks
-constexpr std::uint32_t kWoken = 1;
-constexpr std::uint32_t kWokenSpinning = 2;
 
 thread_local Worker* tls_worker = nullptr;
-
-std::uint64_t xorshift(std::uint64_t& s) noexcept {
-  s ^= s << 13;
-  s ^= s >> 7;
-  s ^= s << 17;
-  return s;
-}
 
 void entry(void* arg) { static_cast<FiberCore*>(arg)->run_on_own_stack(); }
 }  // namespace
@@ -71,9 +63,16 @@ thread_local constinit FiberCore* tls_current_fiber = nullptr;
   asm volatile("" ::: "memory");
   return tls_worker;
 }
+void Worker::set_current(Worker* w) noexcept { tls_worker = w; }
+
 [[gnu::noinline]] FiberCore* current_fiber() noexcept {
   asm volatile("" ::: "memory");
   return tls_current_fiber;
+}
+[[gnu::noinline]] WaitOwner& current_parker() noexcept {
+  asm volatile("" ::: "memory");
+  if (FiberCore* f = tls_current_fiber) return *f;
+  return this_thread_parker();
 }
 
 Worker::Worker(Scheduler& s, unsigned index, std::uint64_t seed)
@@ -187,95 +186,6 @@ FiberCore* Worker::next() {
   return steal_any(false);
 }
 
-// next_shuffled(): the deterministic scheduler's pick. Due timers fire
-// first (virtual time), then the sources are tried in a seeded order, so a
-// seed covers interleavings that most-recent-first would rarely produce.
-FiberCore* Worker::next_shuffled() {
-  fire_timers();
-  const std::uint64_t r = xorshift(rng_);
-  const unsigned first = static_cast<unsigned>(r % 5);
-  for (unsigned i = 0; i < 5; ++i) {
-    FiberCore* f = nullptr;
-    switch ((first + i) % 5) {
-      case 0:
-        f = lifo_slot_.exchange(nullptr, std::memory_order_acq_rel);
-        break;
-      case 1:
-        f = deque_.pop();
-        break;
-      case 2:
-        f = sched_.pop_injected();
-        break;
-      case 3:
-        f = take_yielded();
-        break;
-      default:
-        f = steal_any(((r >> 8) & 1) != 0);
-        break;
-    }
-    if (f != nullptr) return f;
-  }
-  return nullptr;
-}
-
-void Worker::drive(Scheduler& s) {
-  constexpr auto kStep = std::chrono::microseconds(1);
-  for (auto& w : s.workers_) context_init_thread(w->sched_ctx_);
-  install_overflow_handler_for_thread();
-  pthread_setname_np(pthread_self(), (s.options().name.substr(0, 10) + "/det").c_str());
-  const unsigned n = s.worker_count();
-  for (;;) {
-    // Draw from the seed only when there is work: the idle loop's count of
-    // rounds depends on when a plain thread injects, and must not shift it.
-    bool work = s.has_injected();
-    for (unsigned i = 0; !work && i < n; ++i) {
-      Worker& w = *s.workers_[i];
-      auto d = w.timers_.next_deadline();
-      work = w.has_stealable_work() || (d && *d <= s.now());
-    }
-    // One step: a seeded worker (the next ones in turn if it has nothing)
-    // runs one fiber until that fiber switches out.
-    bool ran = false;
-    const unsigned start = work ? static_cast<unsigned>(xorshift(s.driver_rng_) % n) : 0;
-    for (unsigned i = 0; work && i < n && !ran; ++i) {
-      Worker& w = *s.workers_[(start + i) % n];
-      tls_worker = &w;
-      if (FiberCore* f = w.next()) {
-        s.advance_clock(s.now() + kStep);
-        // Every check_interrupt() is a scheduling step here (DESIGN 3.14):
-        // a CPU loop that checks gives way, and virtual time advances.
-        w.preempt_running();
-        w.run_fiber(f);
-        ran = true;
-      }
-    }
-    if (ran) continue;
-    // Every fiber is blocked: jump the virtual clock to the earliest timer.
-    std::optional<Clock::time_point> due;
-    for (auto& w : s.workers_) {
-      auto d = w->timers_.next_deadline();
-      if (d && (!due || *d < *due)) due = d;
-    }
-    if (due) {
-      s.advance_clock(*due);
-      continue;
-    }
-    if (s.stopping()) break;
-    // Nothing to do until a plain thread injects a fiber or stops us.
-    Worker& w0 = *s.workers_[0];
-    w0.wake_word_.store(0, std::memory_order_relaxed);
-    s.add_sleeper(&w0);
-    if (!s.has_injected() && !s.stopping()) futex_wait(w0.wake_word_, 0, std::nullopt);
-    if (!s.remove_sleeper(&w0)) {
-      while (w0.wake_word_.load(std::memory_order_acquire) == 0) cpu_relax();
-    }
-    // The driver never spins: give back a count a waker made for it.
-    if (w0.wake_word_.load(std::memory_order_acquire) == kWokenSpinning)
-      s.spinning_.fetch_sub(1, std::memory_order_seq_cst);
-  }
-  tls_worker = nullptr;
-}
-
 // take_yielded() returns the oldest fiber that yielded here: the owner takes
 // its yield queue from the top, the same end thieves steal from.
 FiberCore* Worker::take_yielded() { return yielded_.steal(); }
@@ -337,15 +247,15 @@ void Worker::idle() {
   }
   // The nap (still spinning). Only stop() stores to our wake word now: we
   // are on no sleeper list.
-  wake_word_.store(0, std::memory_order_relaxed);
-  if (!sched_.stopping()) futex_wait(wake_word_, 0, Clock::now() + kSpinNap);
+  wake_word_.store(kAsleep, std::memory_order_relaxed);
+  if (!sched_.stopping()) futex_wait(wake_word_, kAsleep, Clock::now() + kSpinNap);
   if (FiberCore* f = steal_any(false)) return found(f);
   if (FiberCore* f = steal_stranded()) return found(f);
   if (sched_.has_injected() || fire_timers() || has_stealable_work()) return;
   // Stop spinning, then re-check: a pusher that saw us spinning woke nobody.
   spinning_ = false;
   sched_.spinning_.fetch_sub(1, std::memory_order_seq_cst);
-  wake_word_.store(0, std::memory_order_relaxed);
+  wake_word_.store(kAsleep, std::memory_order_relaxed);
   sched_.add_sleeper(this);
   // Re-check after announcing ourselves (the pusher reads sleepers_ after
   // pushing; both sides are seq_cst, so one of us sees the other).
@@ -359,7 +269,7 @@ void Worker::idle() {
     if (d && (!deadline || *d < *deadline)) deadline = d;
   }
   if (deadline && *deadline <= sched_.now()) work = true;
-  if (!work) futex_wait(wake_word_, 0, deadline);
+  if (!work) futex_wait(wake_word_, kAsleep, deadline);
   if (!sched_.remove_sleeper(this)) {
     // A waker took us off the list: its wake_word_ store may still be on
     // its way (we may have woken by the deadline). Wait for it, to learn
@@ -388,18 +298,17 @@ void Worker::start_fiber_stack(FiberCore* f) {
 }
 
 void Worker::run_fiber(FiberCore* f) {
-  f->set_worker(this, &preempt_);
-  if (!f->started()) {
-    if (f->interrupt_pending() && !f->uninterruptible_fork()) {
-      // DESIGN 3.2: interrupted before its body started: never runs it.
-      f->complete_unstarted();
+  switch (f->begin_run(this, &preempt_)) {
+    case RunStart::ended_unstarted:
       finish(f);
       return;
-    }
-    start_fiber_stack(f);
+    case RunStart::first_run:
+      start_fiber_stack(f);
+      break;
+    case RunStart::resumed:
+      break;
   }
   FiberContext& fc = fiber_context(*f);
-  f->run_state().store(RunState::running, std::memory_order_relaxed);
   tls_current_fiber = f;
   set_running_fiber(&fc.info);
   run_seq_.store(run_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -413,24 +322,16 @@ void Worker::run_fiber(FiberCore* f) {
 }
 
 void Worker::after_switch(FiberCore* f) {
-  switch (f->take_switch_action()) {
-    case SwitchAction::yield:
-      f->run_state().store(RunState::runnable, std::memory_order_relaxed);
+  switch (f->on_switched_out()) {
+    case AfterSwitch::yielded:
       yielded_.push(f);
       break;
-    case SwitchAction::park: {
-      RunState expected = RunState::parking;
-      // acq_rel: pairs with the claimer's CAS in FiberCore::resume().
-      if (!f->run_state().compare_exchange_strong(expected, RunState::parked,
-                                                  std::memory_order_acq_rel)) {
-        WEFT_ASSERT(expected == RunState::notified, "fiber {} in state {}", f->id(),
-                    static_cast<int>(expected));
-        f->run_state().store(RunState::runnable, std::memory_order_relaxed);
-        push_local(f);
-      }
+    case AfterSwitch::requeue:
+      push_local(f);
       break;
-    }
-    case SwitchAction::exit: {
+    case AfterSwitch::parked:
+      break;
+    case AfterSwitch::exited: {
       FiberContext& fc = fiber_context(*f);
       context_destroy(fc.ctx);
       sched_.stacks().release(index_, fc.stack);
@@ -438,14 +339,11 @@ void Worker::after_switch(FiberCore* f) {
       finish(f);
       break;
     }
-    case SwitchAction::none:
-      WEFT_ASSERT(false, "fiber {} switched out without an action", f->id());
-      break;
   }
 }
 
 void Worker::finish(FiberCore* f) {
-  f->run_state().store(RunState::done, std::memory_order_release);
+  f->retire();
   add_live(-1);
   f->release();  // the runtime's reference
 }

@@ -1,11 +1,12 @@
 // The one wait primitive; see include/weft/detail/wait_queue.hpp and
 // docs/internals.md ("wait_word_").
+#include <weft/detail/assert.hpp>
 #include <weft/detail/wait_queue.hpp>
 
-#include <weft/detail/fiber_core.hpp>
-
 #include "scheduler/futex.hpp"
-#include "scheduler/scheduler.hpp"
+#include "wait/thread_parker.hpp"
+
+#include <thread>
 
 namespace weft::detail {
 
@@ -38,44 +39,57 @@ bool WaitOwner::try_claim(std::uint64_t epoch, WaitStatus to) noexcept {
   }
 }
 
+bool WaitOwner::try_claim_interrupted() noexcept {
+  // seq_cst: the interrupter stored its request (seq_cst) before this load;
+  // the owner stored this word (begin_wait, seq_cst) before reading the
+  // request (interrupt_pending_after_begin, seq_cst). One sees the other.
+  const std::uint64_t word = wait_word_.load(std::memory_order_seq_cst);
+  if ((word & kStatusMask) != static_cast<std::uint64_t>(WaitStatus::waiting) ||
+      (word & kInterruptibleBit) == 0)
+    return false;
+  return try_claim(word >> kEpochShift, WaitStatus::interrupted);
+}
+
 namespace {
 
-// ThreadWaiter lets a plain thread wait on a WaitQueue (it blocks the thread).
+// ThreadWaiter lets a plain thread wait on a WaitQueue (it blocks the
+// thread on a futex). A plain thread is never interrupted.
 class ThreadWaiter final : public WaitOwner {
  public:
-  void resume() noexcept override {
-    resumed_.store(1, std::memory_order_release);
-    futex_wake(resumed_);
-  }
-  WaitStatus park(std::optional<Clock::time_point> deadline, std::uint64_t epoch) {
+  bool interruptible_now() const noexcept override { return false; }
+  bool interrupt_pending_after_begin() const noexcept override { return false; }
+  void park(std::optional<std::chrono::steady_clock::time_point> deadline, const char*,
+            std::uint64_t epoch) noexcept override {
+    using Clock = std::chrono::steady_clock;
     while (resumed_.load(std::memory_order_acquire) == 0) {
       if (deadline && Clock::now() >= *deadline) {
-        if (try_claim(epoch, WaitStatus::timed_out)) return WaitStatus::timed_out;
-        deadline.reset();  // someone else claimed it: wait for their resume()
+        if (try_claim(epoch, WaitStatus::timed_out)) return;
+        deadline.reset();  // someone else claimed it: wait for their unpark()
         continue;
       }
       futex_wait(resumed_, 0, deadline);
     }
     resumed_.store(0, std::memory_order_relaxed);
-    return status();
+  }
+  void unpark() noexcept override {
+    resumed_.store(1, std::memory_order_release);
+    futex_wake(resumed_);
+  }
+  Cause take_interrupt_cause() override {
+    WEFT_ASSERT(false, "a plain thread's wait cannot be interrupted");
+    return Cause();
   }
 
  private:
   std::atomic<std::uint32_t> resumed_{0};
 };
 
-ThreadWaiter& this_thread_waiter() {
-  thread_local ThreadWaiter waiter;
-  return waiter;
-}
-
-// A fiber's deadline: the timer claims the wait as timed_out.
-void fire_wait_timer(TimerEntry* e) {
-  auto* w = static_cast<Waiter*>(e->user);
-  if (w->owner->try_claim(w->epoch, WaitStatus::timed_out)) w->owner->resume();
-}
-
 }  // namespace
+
+WaitOwner& this_thread_parker() noexcept {
+  thread_local ThreadWaiter parker;
+  return parker;
+}
 
 // ---------------------------------------------------------------------------
 // WaitQueue
@@ -105,56 +119,29 @@ void WaitQueue::unlink(Waiter& w) noexcept {
   w.linked = false;
 }
 
-WaitStatus WaitQueue::wait(std::unique_lock<SpinLock>& lk, Waiter& w, const WaitOptions& opts) {
-  FiberCore* fiber = current_fiber();
-  if (fiber == nullptr) {
-    ThreadWaiter& tw = this_thread_waiter();
-    w.owner = &tw;
-    w.epoch = tw.begin_wait(false);
-    push_back(w);
-    lk.unlock();
-    WaitStatus st = tw.park(opts.deadline, w.epoch);
-    if (st != WaitStatus::woken) {
-      lk.lock();
-      unlink(w);
-      lk.unlock();
-    }
-    return st;
-  }
-
-  const bool interruptible = opts.interruptible && fiber->interruptible_now();
-  // `parking` before the wait becomes claimable: a claimer's resume() may run
-  // as soon as begin_wait() publishes the word (an interrupter does not take
-  // the queue lock), and must find the fiber parking, never running.
-  fiber->run_state().store(RunState::parking, std::memory_order_relaxed);
-  w.owner = fiber;
-  w.epoch = fiber->begin_wait(interruptible);
+WaitStatus WaitQueue::wait(WaitOwner& owner, std::unique_lock<SpinLock>& lk, Waiter& w,
+                           const WaitOptions& opts) {
+  const bool interruptible = opts.interruptible && owner.interruptible_now();
+  // Before the wait becomes claimable: a claimer's unpark() may run as soon
+  // as begin_wait() publishes the word (an interrupter does not take the
+  // queue lock), and must find a fiber `parking`, never `running`.
+  owner.prepare_park();
+  w.owner = &owner;
+  w.epoch = owner.begin_wait(interruptible);
   push_back(w);
-  // A request that arrived before begin_wait: claim our own wait, never sleep.
-  // If an interrupter claims it first, it resumes us (parking -> notified)
-  // and the switch below returns at once.
-  if (interruptible && fiber->interrupt_pending() &&
-      fiber->try_claim(w.epoch, WaitStatus::interrupted)) {
-    fiber->run_state().store(RunState::running, std::memory_order_relaxed);
+  // A request that arrived before begin_wait: claim our own wait, never
+  // sleep. If an interrupter claims it first, it unparks us and park()
+  // below returns at once.
+  if (interruptible && owner.interrupt_pending_after_begin() &&
+      owner.try_claim(w.epoch, WaitStatus::interrupted)) {
+    owner.cancel_park();
     unlink(w);
     lk.unlock();
     return WaitStatus::interrupted;
   }
-  TimerEntry timer;
-  TimerHeap* heap = nullptr;
-  if (opts.deadline) {
-    timer.deadline = *opts.deadline;
-    timer.fire = &fire_wait_timer;
-    timer.user = &w;
-    heap = &fiber->worker()->timers();
-    heap->insert(&timer);
-  }
-  fiber->set_blocked_on(opts.what != nullptr ? opts.what : "wait");
-  lk.unlock();  // release: publishes the link and `parking` to wakers
-  fiber->suspend(SwitchAction::park);
-  fiber->set_blocked_on(nullptr);
-  if (heap != nullptr) heap->cancel(&timer);  // waits for a fire in progress
-  const WaitStatus st = fiber->status();
+  lk.unlock();  // release: publishes the link to wakers
+  owner.park(opts.deadline, opts.what != nullptr ? opts.what : "wait", w.epoch);
+  const WaitStatus st = owner.status();
   if (st != WaitStatus::woken) {
     lk.lock();
     unlink(w);

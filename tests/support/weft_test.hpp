@@ -61,8 +61,7 @@ class RuntimeTest : public ::testing::TestWithParam<unsigned> {
 // running): the deterministic way to interrupt a fiber that is blocked.
 template <class T>
 void wait_parked(const Fiber<T>& f) {
-  auto& state = f.core().run_state();
-  while (state.load(std::memory_order_acquire) != detail::RunState::parked && !f.done())
+  while (f.core().run_state() != detail::RunState::parked && !f.done())
     this_fiber::yield();
 }
 

@@ -35,6 +35,7 @@ namespace weft::detail {
 
 class Scheduler;
 class Worker;
+class FiberRef;
 
 // RunState says where a fiber is; see docs/internals.md for who changes it.
 enum class RunState : std::uint8_t {
@@ -46,8 +47,23 @@ enum class RunState : std::uint8_t {
   done,      // ended; only handles keep the control block alive
 };
 
-// SwitchAction tells the worker what to do after a fiber switched out.
+// SwitchAction is what a fiber asked for when it switched out (owner-only).
 enum class SwitchAction : std::uint8_t { none, yield, park, exit };
+
+// RunStart is what FiberCore::begin_run() found.
+enum class RunStart : std::uint8_t {
+  resumed,          // it ran before: switch to its saved context
+  first_run,        // give it a stack and start it
+  ended_unstarted,  // interrupted before its first run (DESIGN 3.2): it never runs, and has ended
+};
+
+// AfterSwitch tells the worker what to do with a fiber that switched out.
+enum class AfterSwitch : std::uint8_t {
+  yielded,  // it yielded: put it on the yield queue
+  requeue,  // it parked and was woken while parking: run it again (local queue)
+  parked,   // it parked: its waker owns it now
+  exited,   // it ended: release its stack, then retire() it
+};
 
 // FiberCore is one fiber's control block (refcounted, type-erased).
 class FiberCore : public WaitOwner {
@@ -101,7 +117,7 @@ class FiberCore : public WaitOwner {
 
   // --- owner-only (the fiber itself) ---------------------------------------
   // interruptible_now() is true when a pending interrupt may be thrown here.
-  bool interruptible_now() const noexcept;
+  bool interruptible_now() const noexcept override;
   // throw_if_interrupted() is the delivery check of every yield point.
   void throw_if_interrupted() {
     if (interrupt_pending()) [[unlikely]]
@@ -128,22 +144,27 @@ class FiberCore : public WaitOwner {
   // add_finalizer_failure() records an exception thrown by a finalizer while
   // unwinding; it is added to the Exit's cause after the original.
   void add_finalizer_failure(std::exception_ptr e);
-  // suspend() switches to the worker with `action`; returns when resumed.
-  void suspend(SwitchAction action) noexcept;
+  // yield() switches to the worker, which requeues this fiber (owner-only).
+  void yield() noexcept { suspend(SwitchAction::yield); }
 
-  // --- worker/scheduler side -----------------------------------------------
-  std::atomic<RunState>& run_state() noexcept { return run_state_; }
+  // --- the run state (src/fiber/run_state.cpp: the only writer) -------------
+  // run_state() is a snapshot, for dumps, diagnostics and tests (acquire:
+  // a `parked` read sees what the fiber did before parking).
+  RunState run_state() const noexcept { return run_state_.load(std::memory_order_acquire); }
+  // begin_run() is called by the worker `w` about to run this fiber, with
+  // its preemption flag (Worker::preempt_running sets it; check_interrupt
+  // reads it). `runnable` -> `running`, or ends an unstarted fiber that was
+  // interrupted (DESIGN 3.2): `runnable` stays until retire().
+  RunStart begin_run(Worker* w, std::atomic<bool>* preempt) noexcept;
+  // on_switched_out() is called by the worker after this fiber switched
+  // out, and says what to do with it: yield (`running` -> `runnable`), park
+  // (`parking` -> `parked`, or `notified` -> `runnable` for a wake-up that
+  // came while it was parking), exit (no change until retire()).
+  AfterSwitch on_switched_out() noexcept;
+  // retire() is called by the worker once the fiber's stack is released:
+  // -> `done`.
+  void retire() noexcept;
   Worker* worker() const noexcept { return worker_; }
-  // set_worker() records the worker about to run this fiber and its
-  // preemption flag (Worker::preempt_running sets it; check_interrupt reads it).
-  void set_worker(Worker* w, std::atomic<bool>* preempt) noexcept {
-    worker_ = w;
-    preempt_ = preempt;
-  }
-  SwitchAction take_switch_action() noexcept {
-    return std::exchange(switch_action_, SwitchAction::none);
-  }
-  bool started() const noexcept { return started_; }
   std::size_t stack_size_request() const noexcept { return stack_size_; }
   // storage for the private execution context and stack (src/context).
   void* context_storage() noexcept { return context_storage_; }
@@ -151,20 +172,28 @@ class FiberCore : public WaitOwner {
 
   // start_on_worker() runs the fiber's life on its own stack (entry point).
   void run_on_own_stack() noexcept;
-  // complete_unstarted() ends a fiber interrupted before its first run.
-  void complete_unstarted() noexcept;
-  // resume() makes a parked fiber runnable (WaitOwner).
-  void resume() noexcept override;
+  // The parker interface (WaitOwner; src/fiber/run_state.cpp).
+  bool interrupt_pending_after_begin() const noexcept override {
+    return (interrupt_flags_.load(std::memory_order_seq_cst) & kPending) != 0;
+  }
+  // park() suspends this fiber (`parking`, set by prepare_park()) until
+  // unpark(); a deadline arms a timer on its worker that claims the wait.
+  void park(std::optional<std::chrono::steady_clock::time_point> deadline, const char* what,
+            std::uint64_t epoch) noexcept override;
+  // unpark() makes a parked fiber runnable; called by the claim winner.
+  void unpark() noexcept override;
+  Cause take_interrupt_cause() override {
+    interrupt_flags_.fetch_or(kDelivered, std::memory_order_relaxed);
+    return interrupt_cause();
+  }
 
   // children / supervision
   void add_child(FiberCore* child) noexcept;
   void remove_child(FiberCore* child) noexcept;
-  // for_each_child() calls f(child) under the children lock.
-  template <class F>
-  void for_each_child(F&& f) {
-    std::lock_guard lk(children_lock_);
-    for (FiberCore* c = first_child_; c != nullptr; c = c->next_sibling_) f(c);
-  }
+  // children_snapshot() appends a new reference to each child (each one not
+  // yet done when live_only) to `out`. It allocates outside the children
+  // spin lock (spin_lock.hpp: nothing that allocates or blocks under one).
+  void children_snapshot(std::vector<FiberRef>& out, bool live_only);
   // uninterruptible_fork() is true when forked with ForkOptions::uninterruptible.
   bool uninterruptible_fork() const noexcept { return forked_uninterruptible_; }
   // debug info for dumps
@@ -196,6 +225,11 @@ class FiberCore : public WaitOwner {
 
   void deliver_interrupt();
   void check_interrupt_slow();
+  void complete_unstarted() noexcept;
+  void prepare_park() noexcept override;
+  void cancel_park() noexcept override;
+  // suspend() switches to the worker with `action`; returns when resumed.
+  void suspend(SwitchAction action) noexcept;
   void live_and_end() noexcept;
   Cause run_and_catch() noexcept;
   void end_children() noexcept;
@@ -236,6 +270,7 @@ class FiberCore : public WaitOwner {
   // children (intrusive list guarded by children_lock_)
   SpinLock children_lock_;
   FiberCore* first_child_ = nullptr;
+  std::size_t child_count_ = 0;
   FiberCore* prev_sibling_ = nullptr;
   FiberCore* next_sibling_ = nullptr;
 
@@ -339,14 +374,6 @@ std::int64_t live_fiber_objects() noexcept;
 // current_fiber() is the fiber running on this thread, or nullptr.
 FiberCore* current_fiber() noexcept;
 
-// throw_wait_interrupted() throws Interrupted for the current fiber after a
-// wait ended with WaitStatus::interrupted (it marks the fiber interrupting).
-// Inlined into the wait's caller, so the throw adds no frames of its own.
-[[noreturn, gnu::always_inline]] inline void throw_wait_interrupted() {
-  FiberCore* f = current_fiber();
-  WEFT_ASSERT(f != nullptr, "a plain thread's wait cannot be interrupted");
-  f->throw_interrupted();
-}
 // current_scheduler() is the scheduler of the current fiber, or nullptr.
 Scheduler* current_scheduler() noexcept;
 // require_scheduler() is current_scheduler() or throws std::logic_error naming `what`.

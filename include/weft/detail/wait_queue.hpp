@@ -16,7 +16,9 @@
 // See docs/internals.md for the state machine.
 #pragma once
 
+#include <weft/cause.hpp>
 #include <weft/detail/spin_lock.hpp>
+#include <weft/interrupted.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -35,29 +37,71 @@ enum class WaitStatus : std::uint8_t {
   timed_out = 4,    // the deadline passed first
 };
 
-// WaitOwner is what waits: a fiber or a plain thread. Its wait word encodes
-// (epoch, interruptible, status); see docs/internals.md.
+// WaitOwner is what waits: a fiber or a plain thread (the "parker"). Its
+// wait word encodes (epoch, interruptible, status); only this module decodes
+// it (docs/internals.md, "The wait word"). The owner implements the four
+// virtuals; the wait module drives them in WaitQueue::wait().
 class WaitOwner {
  public:
-  static constexpr std::uint64_t kStatusMask = 0x7f;
-  static constexpr std::uint64_t kInterruptibleBit = 0x80;
-  static constexpr int kEpochShift = 8;
-
-  // begin_wait() opens a new wait and returns its epoch.
+  // begin_wait() opens a new wait and returns its epoch (seq_cst: see
+  // interrupt_pending_after_begin()).
   std::uint64_t begin_wait(bool interruptible) noexcept;
   // try_claim() ends wait `epoch` with `to` if it is still waiting; true for the one winner.
   bool try_claim(std::uint64_t epoch, WaitStatus to) noexcept;
+  // try_claim_interrupted() is the interrupter's side of the Dekker pair:
+  // after it recorded its request (seq_cst), it claims the current wait as
+  // interrupted if that wait is waiting interruptibly; true for the winner,
+  // which must then unpark() the owner.
+  bool try_claim_interrupted() noexcept;
   // status() is the current wait's status.
   WaitStatus status() const noexcept {
     return static_cast<WaitStatus>(wait_word_.load(std::memory_order_acquire) & kStatusMask);
   }
-  // resume() makes the owner continue; called once, by the claim winner.
-  virtual void resume() noexcept = 0;
+
+  // --- the parker interface (implemented by FiberCore and the thread parker)
+  // interruptible_now() is true when this owner may be interrupted here.
+  virtual bool interruptible_now() const noexcept = 0;
+  // interrupt_pending_after_begin() reads the owner's interrupt request after
+  // begin_wait(); seq_cst, the other half of the Dekker pair with
+  // try_claim_interrupted().
+  virtual bool interrupt_pending_after_begin() const noexcept = 0;
+  // park() suspends the owner until unpark(); a deadline claims the wait as
+  // timed_out when it passes. `what` names the wait in dumps. Called with
+  // the queue lock released.
+  virtual void park(std::optional<std::chrono::steady_clock::time_point> deadline, const char* what,
+                    std::uint64_t epoch) noexcept = 0;
+  // unpark() makes the owner continue; called once per wait, by the claim winner.
+  virtual void unpark() noexcept = 0;
+  // take_interrupt_cause() marks the owner interrupting and returns the
+  // cause an Interrupted for its interrupted wait carries.
+  virtual Cause take_interrupt_cause() = 0;
 
  protected:
+  // prepare_park() runs before the wait becomes claimable (a fiber enters
+  // `parking`); cancel_park() undoes it when the owner claims its own wait.
+  virtual void prepare_park() noexcept {}
+  virtual void cancel_park() noexcept {}
   ~WaitOwner() = default;
+
+ private:
+  friend class WaitQueue;
+  static constexpr std::uint64_t kStatusMask = 0x7f;
+  static constexpr std::uint64_t kInterruptibleBit = 0x80;
+  static constexpr int kEpochShift = 8;
   std::atomic<std::uint64_t> wait_word_{0};
 };
+
+// current_parker() is the running fiber, or this plain thread's parker.
+// Not inlined (a fiber may migrate between two calls).
+WaitOwner& current_parker() noexcept;
+
+// throw_wait_interrupted() throws Interrupted for the current owner after a
+// wait ended with WaitStatus::interrupted (it marks the fiber interrupting).
+// Inlined into the wait's caller, so the throw adds no frames of its own
+// (docs/performance.md: each frame costs both unwinder phases).
+[[noreturn, gnu::always_inline]] inline void throw_wait_interrupted() {
+  throw Interrupted(current_parker().take_interrupt_cause());
+}
 
 // Waiter is a node on the waiting context's stack, linked in one WaitQueue.
 struct Waiter {
@@ -76,9 +120,6 @@ struct WaitOptions {
   const char* what = nullptr;  // shown by Runtime::dump() while parked ("Channel::receive")
 };
 
-// throw_wait_interrupted() (in fiber_core.hpp) throws Interrupted for the
-// current fiber after a wait ended with WaitStatus::interrupted.
-
 // WaitQueue is an intrusive FIFO of waiters guarded by lock().
 class WaitQueue {
  public:
@@ -93,18 +134,24 @@ class WaitQueue {
   // front() is the oldest waiter, still linked (lock held).
   Waiter* front() const noexcept { return head_; }
 
-  // wait() parks the calling fiber or thread on this queue. `lk` must hold
-  // lock(); it is released while parked and NOT re-acquired. On `woken` the
-  // waker unlinked `w` and filled w.payload if the primitive hands off data;
-  // on any other status `w` has been unlinked here and the queue is untouched.
-  WaitStatus wait(std::unique_lock<SpinLock>& lk, Waiter& w, const WaitOptions& opts = {});
+  // wait() parks `owner` (the calling fiber or thread) on this queue. `lk`
+  // must hold lock(); it is released while parked and NOT re-acquired. On
+  // `woken` the waker unlinked `w` and filled w.payload if the primitive
+  // hands off data; on any other status `w` has been unlinked here and the
+  // queue is untouched.
+  WaitStatus wait(WaitOwner& owner, std::unique_lock<SpinLock>& lk, Waiter& w,
+                  const WaitOptions& opts = {});
+  // wait() without an owner parks current_parker().
+  WaitStatus wait(std::unique_lock<SpinLock>& lk, Waiter& w, const WaitOptions& opts = {}) {
+    return wait(current_parker(), lk, w, opts);
+  }
 
   // claim_one() pops waiters in FIFO order until one is claimed as woken and
   // returns it (lock held), or nullptr. Fill its payload, release the lock,
   // then call resume(w). Waiters that lost to an interrupt are just dropped.
   Waiter* claim_one() noexcept;
   // resume() continues a claimed waiter's owner; `w` is dead afterwards.
-  static void resume(Waiter* w) noexcept { w->owner->resume(); }
+  static void resume(Waiter* w) noexcept { w->owner->unpark(); }
   // wake_one() claims and resumes one waiter; true if there was one. Takes the lock.
   bool wake_one() noexcept;
   // wake_all() claims and resumes every waiter; returns how many. Takes the lock.

@@ -12,6 +12,8 @@
 // block_on_main ends can never write into a recycled descriptor.
 #include <weft/signals.hpp>
 
+#include "runtime/main_signals.hpp"
+
 #include <weft/fiber.hpp>
 #include <weft/fiber_id.hpp>
 
@@ -97,7 +99,7 @@ std::string main_state(FiberCore& main) {
       ": a blocking system call such as read(), a loop without this_fiber::check_interrupt() or "
       "an uninterruptible region delays the interrupt until it ends";
   std::string state;
-  switch (main.run_state().load(std::memory_order_relaxed)) {
+  switch (main.run_state()) {
     case RunState::runnable:
     case RunState::notified:
       state = "runnable";
@@ -243,3 +245,13 @@ int MainSignals::run(FiberCore& main) {
 }
 
 }  // namespace weft::detail
+
+namespace weft {
+
+int Runtime::run_main(detail::FiberCore& main, std::initializer_list<int> signals) {
+  detail::MainSignals routing(signals);       // handlers before the fiber starts
+  detail::start_fiber(&main, /*root=*/true);  // takes its own reference
+  return routing.run(main);
+}
+
+}  // namespace weft

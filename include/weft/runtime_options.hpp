@@ -1,0 +1,39 @@
+// RuntimeOptions: the knobs of a Runtime (DESIGN.md §1 "Runtime").
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace weft {
+
+// RuntimeOptions configures a Runtime.
+struct RuntimeOptions {
+  unsigned workers = 0;                     // 0: std::thread::hardware_concurrency()
+  std::size_t stack_size = 256 * 1024;      // default usable stack per fiber (>= 16 KiB)
+  std::size_t stack_cache_per_worker = 64;  // stacks each worker keeps for reuse
+  std::size_t guard_budget = 0;             // max guard-paged stacks; 0: from vm.max_map_count
+  std::chrono::milliseconds shutdown_grace{5000};  // ~Runtime reports fibers still alive after this
+  std::uint64_t seed = 0;  // steal-victim randomisation seed (0: fixed default)
+  // deterministic (test-only): run all `workers` on ONE OS thread and take
+  // every scheduling decision from `seed` (which worker steps next, which of
+  // its queues it pops, where a woken fiber goes, steal victims), with a
+  // virtual clock (this_fiber::now()) that advances 1 us per scheduling step
+  // and jumps to the next timer when every fiber is blocked. The same seed
+  // and the same program replay the same interleaving, interrupts included,
+  // as long as no plain thread interacts with the fibers while they run.
+  bool deterministic = false;
+  std::string name = "weft";  // prefix of worker thread names
+  // monitor_interval: how often the runtime's monitor thread looks at busy
+  // workers while any worker is awake (it sleeps when all do). A worker
+  // that has run one fiber for an interval is "stuck": the monitor fires
+  // its due timers, wakes an idle worker for the work queued behind it, and
+  // a sample later asks the fiber to yield at its next check_interrupt().
+  // So a due timer fires within about two intervals of its deadline
+  // whatever the fibers compute (DESIGN 3.14). Zero: no monitor (a fiber
+  // that never yields then holds back its worker's timers and queue).
+  std::chrono::microseconds monitor_interval{1000};
+};
+
+}  // namespace weft

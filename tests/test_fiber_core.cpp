@@ -1,0 +1,111 @@
+// The fiber's own contract at its edges: await on an ended fiber is a yield
+// point, spawn takes the same callables as fork, dump walks a changing tree,
+// and the run state goes through the states docs/internals.md lists.
+#include "support/scale.hpp"
+#include "support/weft_test.hpp"
+
+#include <atomic>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace weft {
+namespace {
+
+using test::RuntimeTest;
+
+class FiberCoreTest : public RuntimeTest {};
+WEFT_RUNTIME_TEST_SUITE(FiberCoreTest);
+
+// Go (a receive from a closed channel inside a select with ctx.Done) and
+// Effect (Fiber.join checks interruption first) both stop an interrupted
+// joiner even when the joined fiber already ended; so does every weft
+// primitive on entry. Fiber::await does too.
+TEST_P(FiberCoreTest, test_await_on_ended_fiber_delivers_pending_interrupt) {
+  bool returned = false;
+  Exit<void> e = run([&] {
+    Fiber<int> done = fork([] { return 7; });
+    while (!done.done()) this_fiber::yield();
+    {
+      Uninterruptible mask;
+      weft::interrupt();  // recorded, delivered at the next yield point
+    }
+    (void)done.await();
+    returned = true;
+  });
+  EXPECT_FALSE(returned);
+  EXPECT_TRUE(e.interrupted()) << e.cause().pretty();
+}
+
+TEST_P(FiberCoreTest, test_await_on_ended_fiber_in_mask_returns_its_exit) {
+  int value = 0;
+  Exit<void> e = run([&] {
+    Fiber<int> done = fork([] { return 7; });
+    while (!done.done()) this_fiber::yield();
+    Uninterruptible mask;
+    weft::interrupt();  // recorded, not thrown: masked
+    value = done.join();
+  });
+  EXPECT_EQ(value, 7);
+  // The end of the body is an interruptible boundary (DESIGN 3.5).
+  EXPECT_TRUE(e.interrupted()) << e.cause().pretty();
+}
+
+// A callable whose operator() only exists for lvalues: fork calls a
+// decay-copy as an lvalue; spawn and block_on must do the same.
+struct LvalueOnly {
+  int operator()() & { return 5; }
+  int operator()() && = delete;
+};
+
+TEST_P(FiberCoreTest, test_spawn_and_block_on_accept_lvalue_qualified_callables) {
+  Fiber<int> f = rt().spawn(LvalueOnly{});
+  EXPECT_EQ(f.join(), 5);
+  Exit<int> e = rt().block_on(LvalueOnly{});
+  EXPECT_EQ(e.value(), 5);
+  Exit<int> forked = run([] { return fork(LvalueOnly{}).join(); });
+  EXPECT_EQ(forked.value(), 5);
+}
+
+// dump() copies the tree with new references and formats with no lock held;
+// children forked and ending under it must neither race it (TSan/ASan) nor
+// make it lose the fibers that stay.
+TEST_P(FiberCoreTest, test_dump_while_children_fork_and_end) {
+  std::atomic<bool> stop{false};
+  Latch parked(1);
+  ForkOptions o;
+  o.name = "churner";
+  Fiber<void> churner = rt().spawn(
+      [&] {
+        Fiber<void> keeper = fork([] { this_fiber::sleep_for(test::kForever); }, {"keeper"});
+        parked.count_down();
+        while (!stop.load(std::memory_order_relaxed)) {
+          std::vector<Fiber<int>> batch;
+          for (int i = 0; i < 8; ++i) batch.push_back(fork([i] { return i; }));
+          for (auto& f : batch) (void)f.join();
+        }
+        keeper.interrupt_fork();
+      },
+      o);
+  parked.wait();
+  for (std::uint64_t i = 0; i < test::scaled(200, 50); ++i) {
+    const std::string d = rt().dump();
+    ASSERT_NE(d.find("'churner'"), std::string::npos) << d;
+    ASSERT_NE(d.find("'keeper'"), std::string::npos) << d;
+  }
+  stop.store(true, std::memory_order_relaxed);
+  EXPECT_TRUE(churner.await().ok());
+}
+
+// The states a parked fiber goes through, as dump() and run_state() show them.
+TEST_P(FiberCoreTest, test_run_state_of_parked_and_ended_fiber) {
+  Deferred<void> never;
+  Fiber<void> f = rt().spawn([&] { never.await(); });
+  test::wait_parked(f);
+  EXPECT_NE(rt().dump().find("state parked blocked on Deferred::await"), std::string::npos)
+      << rt().dump();
+  EXPECT_TRUE(f.interrupt().interrupted());
+}
+
+}  // namespace
+}  // namespace weft
