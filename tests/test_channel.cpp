@@ -1,11 +1,13 @@
 // Channel: FIFO order, bounded waits and hand-offs, close, range-for, plain
 // threads, interruption (nothing lost), destruction, and an MPMC stress test
 // with random interrupts.
+#include "support/timed_wait.hpp"
 #include "support/weft_test.hpp"
 
 #include <weft/channel.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <iterator>
@@ -582,6 +584,238 @@ TEST_P(ChannelTest, test_channel_stress_mpmc_with_random_interrupts) {
     ASSERT_EQ(bad, 0) << "round " << round;
   }
   RecordProperty("interrupted_fibers", interrupted_fibers);
+}
+
+// ---------------------------------------------------------------------------
+// Timed waits
+
+using namespace std::chrono_literals;
+
+TEST_P(ChannelTest, test_channel_receive_for_times_out) {
+  Exit<void> e = run([] {
+    Channel<int> ch(1);
+    const Deadline d = this_fiber::now() + test::kShortWait;
+    ReceiveResult<int> r = ch.receive_until(d);
+    EXPECT_GE(this_fiber::now(), d);  // it waited for the deadline
+    EXPECT_FALSE(r.has_value());
+    EXPECT_TRUE(r.timed_out());
+    EXPECT_FALSE(r.closed());
+    EXPECT_EQ(r.status(), ReceiveStatus::timed_out);
+    EXPECT_TRUE(ch.receive_for(test::kShortWait).timed_out());
+    EXPECT_EQ(ch.waiters(), 0u);
+    EXPECT_EQ(ch.size(), 0u);
+    ch.send(3);  // buffered: nobody is still waiting for it
+    EXPECT_EQ(ch.size(), 1u);
+    ReceiveResult<int> item = ch.receive_for(0ns);  // buffered: no wait needed
+    ASSERT_TRUE(item);
+    EXPECT_EQ(item.status(), ReceiveStatus::item);
+    EXPECT_EQ(*item, 3);
+    ch.close();
+    EXPECT_TRUE(ch.receive_for(1h).closed());  // closed and drained: at once
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+TEST_P(ChannelTest, test_channel_send_for_times_out_and_keeps_the_value) {
+  Exit<void> e = run([] {
+    Channel<std::unique_ptr<int>> ch(1);
+    ch.send(std::make_unique<int>(1));
+    auto value = std::make_unique<int>(2);
+    const Deadline d = this_fiber::now() + test::kShortWait;
+    EXPECT_FALSE(ch.send_until(std::move(value), d));
+    EXPECT_GE(this_fiber::now(), d);  // it waited for the deadline
+    ASSERT_NE(value, nullptr);        // not sent: still the caller's
+    EXPECT_EQ(*value, 2);
+    EXPECT_FALSE(ch.send_for(std::move(value), test::kShortWait));
+    ASSERT_NE(value, nullptr);
+    EXPECT_EQ(ch.size(), 1u);
+    EXPECT_EQ(ch.waiters(), 0u);
+    EXPECT_EQ(**ch.receive(), 1);
+    EXPECT_EQ(ch.size(), 0u);                         // the departed sender's item was not admitted
+    EXPECT_TRUE(ch.send_for(std::move(value), 0ns));  // room: no wait needed
+    EXPECT_EQ(value, nullptr);
+    EXPECT_EQ(**ch.receive(), 2);
+    Channel<int> copies(1);
+    const int three = 3;
+    EXPECT_TRUE(copies.send_for(three, 0ns));
+    EXPECT_FALSE(copies.send_for(three, 0ns));
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+TEST_P(ChannelTest, test_channel_timed_calls_succeed_before_the_deadline) {
+  Exit<void> e = run([] {
+    Channel<int> ch(1);
+    Fiber<int> receiver = fork([&] {
+      ReceiveResult<int> r = ch.receive_for(test::kForever);
+      return r ? *r : -1;
+    });
+    wait_for_waiters(ch, 1);
+    EXPECT_TRUE(ch.send_for(5, test::kForever));  // handed straight to the receiver
+    EXPECT_EQ(receiver.join(), 5);
+    ch.send(6);
+    Fiber<bool> sender = fork([&] { return ch.send_for(7, test::kForever); });
+    wait_for_waiters(ch, 1);
+    EXPECT_EQ(ch.receive(), 6);  // admits the waiting sender's item
+    EXPECT_TRUE(sender.join());
+    EXPECT_EQ(ch.receive(), 7);
+    // close() ends a timed receive as closed, a timed send with ChannelClosed.
+    Fiber<ReceiveStatus> closed_receiver = fork([&] { return ch.receive_for(1h).status(); });
+    wait_for_waiters(ch, 1);
+    ch.close();
+    EXPECT_EQ(closed_receiver.join(), ReceiveStatus::closed);
+    EXPECT_THROW((void)ch.send_for(8, 1h), ChannelClosed);
+    EXPECT_EQ(ch.waiters(), 0u);
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+TEST_P(ChannelTest, test_channel_timed_send_closed_while_waiting_keeps_the_value) {
+  Exit<void> e = run([] {
+    Channel<std::unique_ptr<int>> ch(1);
+    ch.send(std::make_unique<int>(1));
+    auto value = std::make_unique<int>(2);
+    Fiber<void> sender =
+        fork([&] { EXPECT_THROW((void)ch.send_for(std::move(value), 1h), ChannelClosed); });
+    wait_for_waiters(ch, 1);
+    ch.close();
+    sender.join();
+    ASSERT_NE(value, nullptr);
+    EXPECT_EQ(*value, 2);
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+// A deadline already passed does not park (see the semaphore's test).
+TEST_P(ChannelTest, test_channel_expired_deadline_does_not_park) {
+  Exit<void> e = run([this] {
+    Channel<int> ch(1);
+    std::atomic<bool> other_ran{false};
+    Fiber<void> other = fork([&] { other_ran = true; });
+    EXPECT_TRUE(ch.receive_until(this_fiber::now() - 1s).timed_out());
+    EXPECT_TRUE(ch.send_for(1, -1s));  // room: sent without waiting
+    EXPECT_FALSE(ch.send_for(2, -1s));
+    if (workers() == 1) {
+      EXPECT_FALSE(other_ran.load());
+    }
+    EXPECT_EQ(ch.waiters(), 0u);
+    EXPECT_EQ(ch.size(), 1u);
+    other.join();
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+TEST_P(ChannelTest, test_channel_interrupt_during_timed_calls) {
+  Exit<void> e = run([] {
+    Channel<int> ch(1);
+    Fiber<bool> receiver = fork([&] { return ch.receive_for(1h).has_value(); });
+    test::wait_parked(receiver);
+    wait_for_waiters(ch, 1);
+    EXPECT_TRUE(receiver.interrupt().interrupted());
+    EXPECT_EQ(ch.waiters(), 0u);
+    ch.send(1);  // buffered, not handed to the interrupted receiver
+    EXPECT_EQ(ch.size(), 1u);
+    Fiber<bool> sender = fork([&] { return ch.send_for(2, 1h); });
+    test::wait_parked(sender);
+    wait_for_waiters(ch, 1);
+    EXPECT_TRUE(sender.interrupt().interrupted());
+    EXPECT_EQ(ch.waiters(), 0u);
+    EXPECT_EQ(ch.receive(), 1);
+    EXPECT_EQ(ch.try_receive(), std::nullopt);  // the interrupted send enqueued nothing
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+TEST_P(ChannelTest, test_channel_timed_calls_from_plain_threads) {
+  Channel<int> ch(1);
+  bool receive_timed_out = false;
+  std::thread t([&] { receive_timed_out = ch.receive_for(test::kShortWait).timed_out(); });
+  t.join();
+  EXPECT_TRUE(receive_timed_out);
+  ch.send(1);
+  bool send_timed_out = false;
+  std::thread s([&] { send_timed_out = !ch.send_for(2, test::kShortWait); });
+  s.join();
+  EXPECT_TRUE(send_timed_out);
+  EXPECT_EQ(ch.waiters(), 0u);
+  bool sent = false;
+  std::thread sender([&] { sent = ch.send_for(3, test::kForever); });
+  Exit<void> e = run([&] {
+    wait_for_waiters(ch, 1);
+    EXPECT_EQ(ch.receive(), 1);
+    EXPECT_EQ(ch.receive(), 3);
+  });
+  sender.join();
+  EXPECT_TRUE(e.ok()) << e;
+  EXPECT_TRUE(sent);
+}
+
+// Sends race a timed receiver's deadline (deterministic schedules from many
+// seeds): every item is received exactly once, by the timed receiver only if
+// it returned it, and the untimed receiver behind it is never skipped.
+TEST(ChannelRace, test_channel_send_races_the_receive_deadline) {
+  int got_count = 0, timed_out_count = 0;
+  for (std::uint64_t seed = 1; seed <= test::kRaceSeeds; ++seed) {
+    Runtime rt(test::race_options(seed));
+    Exit<std::pair<int, int>> e = rt.block_on([seed] {
+      Channel<int> ch(1);
+      const Deadline d = this_fiber::now() + test::race_deadline_us(seed);
+      Fiber<int> timed = fork([&] {
+        ReceiveResult<int> r = ch.receive_until(d);
+        EXPECT_FALSE(r.closed());
+        return r ? *r : 0;
+      });
+      Fiber<int> patient = fork([&] { return *ch.receive(); });
+      for (int i = 0; i < test::race_delay_steps(seed); ++i) this_fiber::yield();
+      ch.send(1);
+      ch.send(2);
+      const int by_timed = timed.join();
+      const int by_patient = patient.join();
+      const int left = ch.try_receive().value_or(0);
+      EXPECT_EQ(ch.try_receive(), std::nullopt);
+      EXPECT_EQ(by_timed + by_patient + left, 3) << "an item was lost or duplicated";
+      EXPECT_NE(by_patient, 0);
+      EXPECT_EQ(ch.waiters(), 0u);
+      return std::pair{by_timed, left};
+    });
+    ASSERT_TRUE(e.ok()) << "seed " << seed << " " << e;
+    (e.value().first != 0 ? got_count : timed_out_count)++;
+  }
+  EXPECT_GT(got_count, 0);
+  EXPECT_GT(timed_out_count, 0);
+}
+
+// A receive races a timed sender's deadline: the item is in the channel
+// exactly when send_until returned true, and otherwise still the caller's.
+TEST(ChannelRace, test_channel_receive_races_the_send_deadline) {
+  int sent_count = 0, timed_out_count = 0;
+  for (std::uint64_t seed = 1; seed <= test::kRaceSeeds; ++seed) {
+    Runtime rt(test::race_options(seed));
+    Exit<bool> e = rt.block_on([seed] {
+      Channel<std::unique_ptr<int>> ch(1);
+      ch.send(std::make_unique<int>(1));
+      const Deadline d = this_fiber::now() + test::race_deadline_us(seed);
+      auto value = std::make_unique<int>(2);
+      Fiber<bool> timed = fork([&] { return ch.send_until(std::move(value), d); });
+      for (int i = 0; i < test::race_delay_steps(seed); ++i) this_fiber::yield();
+      EXPECT_EQ(**ch.receive(), 1);
+      const bool sent = timed.join();
+      std::optional<std::unique_ptr<int>> second = ch.try_receive();
+      if (sent) {
+        EXPECT_EQ(value, nullptr);
+        EXPECT_TRUE(second && **second == 2) << "sent, but not in the channel";
+      } else {
+        EXPECT_TRUE(value && *value == 2) << "not sent, but the value is gone";
+        EXPECT_FALSE(second.has_value());
+      }
+      EXPECT_EQ(ch.waiters(), 0u);
+      return sent;
+    });
+    ASSERT_TRUE(e.ok()) << "seed " << seed << " " << e;
+    (e.value() ? sent_count : timed_out_count)++;
+  }
+  EXPECT_GT(sent_count, 0);
+  EXPECT_GT(timed_out_count, 0);
 }
 
 }  // namespace

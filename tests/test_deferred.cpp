@@ -1,10 +1,12 @@
 // Deferred: completion, failure, awaiting from fibers and threads, misuse,
 // interruption of awaiters, destruction with awaiters.
+#include "support/timed_wait.hpp"
 #include "support/weft_test.hpp"
 
 #include <weft/deferred.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -353,6 +355,147 @@ TEST_P(DeferredTest, test_deferred_destroy_right_after_await) {
     });
     ASSERT_EQ(e.value(), 1);
   }
+}
+
+// ---------------------------------------------------------------------------
+// Timed waits
+
+using namespace std::chrono_literals;
+
+TEST_P(DeferredTest, test_deferred_await_for_times_out) {
+  Exit<void> e = run([] {
+    Deferred<int> d;
+    const Deadline deadline = this_fiber::now() + test::kShortWait;
+    EXPECT_EQ(d.await_until(deadline), nullptr);
+    EXPECT_GE(this_fiber::now(), deadline);  // it waited for the deadline
+    EXPECT_EQ(d.await_for(test::kShortWait), nullptr);
+    EXPECT_FALSE(d.done());
+    EXPECT_EQ(d.waiters(), 0u);
+    Deferred<void> v;
+    EXPECT_FALSE(v.await_for(test::kShortWait));
+    EXPECT_EQ(v.waiters(), 0u);
+    // Still completable, and a completed one answers without waiting.
+    d.succeed(5);
+    const int* got = d.await_for(0ns);
+    ASSERT_NE(got, nullptr);
+    EXPECT_EQ(*got, 5);
+    EXPECT_EQ(got, &d.await());
+    v.succeed();
+    EXPECT_TRUE(v.await_for(0ns));
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+TEST_P(DeferredTest, test_deferred_await_for_succeeds_before_the_deadline) {
+  Exit<void> e = run([] {
+    Deferred<std::string> d;
+    Deferred<void> v;
+    Fiber<std::string> waiter = fork([&] {
+      const std::string* s = d.await_for(test::kForever);
+      return s != nullptr ? *s : std::string("timed out");
+    });
+    Fiber<bool> void_waiter = fork([&] { return v.await_for(test::kForever); });
+    wait_for_waiters(d, 1);
+    wait_for_waiters(v, 1);
+    d.succeed("hello");
+    v.succeed();
+    EXPECT_EQ(waiter.join(), "hello");
+    EXPECT_TRUE(void_waiter.join());
+    // A failure is rethrown, like await().
+    Deferred<int> failing;
+    Fiber<void> rethrows = fork([&] { (void)failing.await_for(test::kForever); });
+    wait_for_waiters(failing, 1);
+    failing.fail(std::make_exception_ptr(test::Boom("boom")));
+    EXPECT_THROW(rethrows.join(), test::Boom);
+    Deferred<void> failing_void;
+    failing_void.fail(std::make_exception_ptr(test::Boom("boom")));
+    EXPECT_THROW((void)failing_void.await_for(1h), test::Boom);
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+// A deadline already passed does not park (see the semaphore's test).
+TEST_P(DeferredTest, test_deferred_expired_deadline_does_not_park) {
+  Exit<void> e = run([this] {
+    Deferred<int> d;
+    std::atomic<bool> other_ran{false};
+    Fiber<void> other = fork([&] { other_ran = true; });
+    EXPECT_EQ(d.await_until(this_fiber::now() - 1s), nullptr);
+    EXPECT_EQ(d.await_for(-1s), nullptr);
+    if (workers() == 1) {
+      EXPECT_FALSE(other_ran.load());
+    }
+    EXPECT_EQ(d.waiters(), 0u);
+    other.join();
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+TEST_P(DeferredTest, test_deferred_interrupt_during_timed_await) {
+  Exit<void> e = run([] {
+    Deferred<int> d;
+    Fiber<bool> waiter = fork([&] { return d.await_for(1h) != nullptr; });
+    test::wait_parked(waiter);
+    wait_for_waiters(d, 1);
+    EXPECT_TRUE(waiter.interrupt().interrupted());
+    EXPECT_EQ(d.waiters(), 0u);
+    EXPECT_FALSE(d.done());
+    d.succeed(1);  // does not touch the departed waiter
+    EXPECT_EQ(d.await(), 1);
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+TEST_P(DeferredTest, test_deferred_timed_await_from_plain_threads) {
+  Deferred<int> d;
+  bool timed_out = false;
+  std::thread t([&] { timed_out = d.await_for(test::kShortWait) == nullptr; });
+  t.join();
+  EXPECT_TRUE(timed_out);
+  EXPECT_EQ(d.waiters(), 0u);
+  int got = 0;
+  std::thread waiter([&] {
+    if (const int* v = d.await_for(test::kForever)) got = *v;
+  });
+  Exit<void> e = run([&] {
+    wait_for_waiters(d, 1);
+    d.succeed(42);
+  });
+  waiter.join();
+  EXPECT_TRUE(e.ok()) << e;
+  EXPECT_EQ(got, 42);
+}
+
+// Completion races the deadline (deterministic schedules from many seeds):
+// a timed awaiter gets the value or nullptr, never anything else, and the
+// untimed awaiter always wakes.
+TEST(DeferredRace, test_deferred_completion_races_the_deadline) {
+  int got_count = 0, timed_out_count = 0;
+  for (std::uint64_t seed = 1; seed <= test::kRaceSeeds; ++seed) {
+    Runtime rt(test::race_options(seed));
+    Exit<bool> e = rt.block_on([seed] {
+      Deferred<int> d;
+      const Deadline deadline = this_fiber::now() + test::race_deadline_us(seed);
+      Fiber<bool> timed = fork([&] {
+        const int* v = d.await_until(deadline);
+        if (v != nullptr) {
+          EXPECT_EQ(*v, 7);
+        }
+        return v != nullptr;
+      });
+      Fiber<int> patient = fork([&] { return d.await(); });
+      for (int i = 0; i < test::race_delay_steps(seed); ++i) this_fiber::yield();
+      d.succeed(7);
+      EXPECT_EQ(patient.join(), 7);
+      const bool got = timed.join();
+      EXPECT_EQ(d.waiters(), 0u);
+      return got;
+    });
+    ASSERT_TRUE(e.ok()) << "seed " << seed << " " << e;
+    (e.value() ? got_count : timed_out_count)++;
+  }
+  EXPECT_GT(got_count, 0);
+  EXPECT_GT(timed_out_count, 0);
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
 // Latch: countdown, waiting fibers and threads, arrive_and_wait,
 // interruption, misuse, destruction.
+#include "support/timed_wait.hpp"
 #include "support/weft_test.hpp"
 
 #include <weft/latch.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -228,6 +230,127 @@ TEST_P(LatchTest, test_latch_destroy_right_after_wait) {
     });
     ASSERT_TRUE(e.ok()) << e;
   }
+}
+
+// ---------------------------------------------------------------------------
+// Timed waits
+
+using namespace std::chrono_literals;
+
+TEST_P(LatchTest, test_latch_wait_for_times_out) {
+  Exit<void> e = run([] {
+    Latch l(2);
+    l.count_down();
+    const Deadline d = this_fiber::now() + test::kShortWait;
+    EXPECT_FALSE(l.wait_until(d));
+    EXPECT_GE(this_fiber::now(), d);  // it waited for the deadline
+    EXPECT_FALSE(l.wait_for(test::kShortWait));
+    EXPECT_EQ(l.count(), 1);  // untouched
+    EXPECT_EQ(l.waiters(), 0u);
+    l.count_down();
+    EXPECT_TRUE(l.wait_for(0ns));  // zero: true without waiting
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+TEST_P(LatchTest, test_latch_wait_for_succeeds_before_the_deadline) {
+  Exit<void> e = run([] {
+    Latch l(1);
+    std::vector<Fiber<bool>> waiters;
+    for (int i = 0; i < 3; ++i) waiters.push_back(fork([&] { return l.wait_for(test::kForever); }));
+    wait_for_waiters(l, 3);
+    l.count_down();
+    for (auto& w : waiters) EXPECT_TRUE(w.join());
+    EXPECT_EQ(l.waiters(), 0u);
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+// A deadline already passed does not park (see the semaphore's test).
+TEST_P(LatchTest, test_latch_expired_deadline_does_not_park) {
+  Exit<void> e = run([this] {
+    Latch l(1);
+    std::atomic<bool> other_ran{false};
+    Fiber<void> other = fork([&] { other_ran = true; });
+    EXPECT_FALSE(l.wait_until(this_fiber::now() - 1s));
+    EXPECT_FALSE(l.wait_for(-1ms));
+    if (workers() == 1) {
+      EXPECT_FALSE(other_ran.load());
+    }
+    EXPECT_EQ(l.waiters(), 0u);
+    other.join();
+    l.count_down();
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+TEST_P(LatchTest, test_latch_interrupt_during_timed_wait) {
+  Exit<void> e = run([] {
+    Latch l(1);
+    Fiber<bool> waiter = fork([&] { return l.wait_for(1h); });
+    test::wait_parked(waiter);
+    wait_for_waiters(l, 1);
+    EXPECT_TRUE(waiter.interrupt().interrupted());
+    EXPECT_EQ(l.waiters(), 0u);
+    EXPECT_EQ(l.count(), 1);
+    Fiber<bool> next = fork([&] { return l.wait_for(1h); });
+    wait_for_waiters(l, 1);
+    l.count_down();
+    EXPECT_TRUE(next.join());
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+TEST_P(LatchTest, test_latch_timed_wait_from_plain_threads) {
+  Latch l(1);
+  bool timed_out = false;
+  std::thread t([&] { timed_out = !l.wait_for(test::kShortWait); });
+  t.join();
+  EXPECT_TRUE(timed_out);
+  EXPECT_EQ(l.waiters(), 0u);
+  bool reached = false;
+  std::thread waiter([&] { reached = l.wait_for(test::kForever); });
+  Exit<void> e = run([&] {
+    wait_for_waiters(l, 1);
+    l.count_down();
+  });
+  waiter.join();
+  EXPECT_TRUE(e.ok()) << e;
+  EXPECT_TRUE(reached);
+}
+
+// The last count_down races the deadline (deterministic schedules from many
+// seeds): true exactly when the count reached zero first, and the untimed
+// waiter always wakes.
+TEST(LatchRace, test_latch_count_down_races_the_deadline) {
+  int reached_count = 0, timed_out_count = 0;
+  for (std::uint64_t seed = 1; seed <= test::kRaceSeeds; ++seed) {
+    Runtime rt(test::race_options(seed));
+    Exit<bool> e = rt.block_on([seed] {
+      Latch l(1);
+      std::atomic<bool> counted{false};
+      const Deadline d = this_fiber::now() + test::race_deadline_us(seed);
+      Fiber<bool> timed = fork([&] {
+        const bool reached = l.wait_until(d);
+        if (reached) {
+          EXPECT_TRUE(counted.load()) << "true before the count reached zero";
+        }
+        return reached;
+      });
+      Fiber<void> patient = fork([&] { l.wait(); });
+      for (int i = 0; i < test::race_delay_steps(seed); ++i) this_fiber::yield();
+      counted = true;
+      l.count_down();
+      patient.join();
+      const bool reached = timed.join();
+      EXPECT_EQ(l.waiters(), 0u);
+      return reached;
+    });
+    ASSERT_TRUE(e.ok()) << "seed " << seed << " " << e;
+    (e.value() ? reached_count : timed_out_count)++;
+  }
+  EXPECT_GT(reached_count, 0);
+  EXPECT_GT(timed_out_count, 0);
 }
 
 }  // namespace

@@ -1,15 +1,17 @@
 // Semaphore: counting, bounded concurrency, FIFO hand-off, plain threads,
 // interruption (an interrupted waiter takes no permit; finalizers release
 // held permits), destruction.
+#include "support/timed_wait.hpp"
 #include "support/weft_test.hpp"
 
 #include <weft/deferred.hpp>
-#include <weft/on_exit.hpp>
 #include <weft/semaphore.hpp>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -54,8 +56,7 @@ TEST_P(SemaphoreTest, test_semaphore_bounds_concurrency) {
     for (int f = 0; f < 20; ++f)
       fs.push_back(fork([&] {
         for (int i = 0; i < 20; ++i) {
-          s.acquire();
-          OnExit release([&] { s.release(); });
+          SemaphorePermit permit(s);
           const int now = ++inside;
           int p = peak.load();
           while (now > p && !peak.compare_exchange_weak(p, now)) {
@@ -167,8 +168,7 @@ TEST_P(SemaphoreTest, test_semaphore_permit_released_by_interrupted_fiber) {
     Semaphore s(1);
     Deferred<void> never;
     Fiber<void> holder = fork([&] {
-      s.acquire();
-      OnExit release([&] { s.release(); });
+      SemaphorePermit permit(s);
       never.await();
     });
     while (never.waiters() < 1) this_fiber::yield();
@@ -269,6 +269,212 @@ TEST_P(SemaphoreTest, test_semaphore_destroy_right_after_acquire) {
     });
     ASSERT_TRUE(e.ok()) << e;
   }
+}
+
+// ---------------------------------------------------------------------------
+// Timed waits and SemaphorePermit
+
+using namespace std::chrono_literals;
+
+TEST_P(SemaphoreTest, test_semaphore_try_acquire_for_times_out) {
+  Exit<void> e = run([] {
+    Semaphore s(0);
+    const Deadline d = this_fiber::now() + test::kShortWait;
+    EXPECT_FALSE(s.try_acquire_until(d));
+    EXPECT_GE(this_fiber::now(), d);  // it waited for the deadline
+    EXPECT_FALSE(s.try_acquire_for(test::kShortWait));
+    EXPECT_EQ(s.available(), 0u);
+    EXPECT_EQ(s.waiters(), 0u);
+    s.release();  // still works: counted, not handed to a departed waiter
+    EXPECT_EQ(s.available(), 1u);
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+TEST_P(SemaphoreTest, test_semaphore_try_acquire_for_succeeds_before_the_deadline) {
+  Exit<void> e = run([] {
+    Semaphore s(0);
+    Fiber<bool> waiter = fork([&] { return s.try_acquire_for(test::kForever); });
+    wait_for_waiters(s, 1);
+    s.release();
+    EXPECT_TRUE(waiter.join());
+    EXPECT_EQ(s.available(), 0u);  // handed over, not counted
+    EXPECT_EQ(s.waiters(), 0u);
+    Semaphore free(1);
+    EXPECT_TRUE(free.try_acquire_for(0ns));  // available: no wait needed
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+// A deadline already passed does not park: a fiber forked before the call
+// cannot run during it on one worker (fork never switches), so it would
+// have run only if the call had parked.
+TEST_P(SemaphoreTest, test_semaphore_expired_deadline_does_not_park) {
+  Exit<void> e = run([this] {
+    Semaphore s(0);
+    std::atomic<bool> other_ran{false};
+    Fiber<void> other = fork([&] { other_ran = true; });
+    EXPECT_FALSE(s.try_acquire_until(this_fiber::now() - 1s));
+    EXPECT_FALSE(s.try_acquire_for(-1s));
+    if (workers() == 1) {
+      EXPECT_FALSE(other_ran.load());
+    }
+    EXPECT_EQ(s.waiters(), 0u);
+    Semaphore one(1);
+    EXPECT_TRUE(one.try_acquire_until(Deadline::min()));  // available: taken without waiting
+    other.join();
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+TEST_P(SemaphoreTest, test_semaphore_interrupt_during_timed_acquire) {
+  Exit<void> e = run([] {
+    Semaphore s(0);
+    Fiber<bool> waiter = fork([&] { return s.try_acquire_for(1h); });
+    test::wait_parked(waiter);
+    wait_for_waiters(s, 1);
+    EXPECT_TRUE(waiter.interrupt().interrupted());
+    EXPECT_EQ(s.waiters(), 0u);
+    EXPECT_EQ(s.available(), 0u);
+    // Consistent: the next waiter gets the next permit.
+    Fiber<void> next = fork([&] { s.acquire(); });
+    wait_for_waiters(s, 1);
+    s.release();
+    next.join();
+    EXPECT_EQ(s.available(), 0u);
+    // A pending interrupt on entry throws even with a permit free.
+    Semaphore one(1);
+    EXPECT_THROW({ weft::interrupt(); }, Interrupted);
+    EXPECT_THROW((void)one.try_acquire_for(1h), Interrupted);
+    EXPECT_EQ(one.available(), 1u);
+  });
+  EXPECT_TRUE(e.interrupted()) << e;  // the self-interrupt above is sticky
+}
+
+TEST_P(SemaphoreTest, test_semaphore_timed_acquire_from_plain_threads) {
+  Semaphore s(0);
+  bool timed_out = true;
+  std::thread t([&] { timed_out = !s.try_acquire_for(test::kShortWait); });
+  t.join();
+  EXPECT_TRUE(timed_out);
+  EXPECT_EQ(s.waiters(), 0u);
+  bool got = false;
+  std::thread waiter([&] { got = s.try_acquire_for(test::kForever); });
+  Exit<void> e = run([&] {
+    wait_for_waiters(s, 1);
+    s.release();
+  });
+  waiter.join();
+  EXPECT_TRUE(e.ok()) << e;
+  EXPECT_TRUE(got);
+  EXPECT_EQ(s.available(), 0u);
+  EXPECT_EQ(s.waiters(), 0u);
+}
+
+// A timed-out waiter that is still linked is skipped: release() hands the
+// permit to the next waiter instead of losing it.
+TEST_P(SemaphoreTest, test_semaphore_timed_out_waiter_does_not_take_a_wake_up) {
+  Exit<void> e = run([] {
+    Semaphore s(0);
+    Fiber<bool> timed = fork([&] { return s.try_acquire_for(test::kShortWait); });
+    wait_for_waiters(s, 1);
+    Fiber<void> patient = fork([&] { s.acquire(); });
+    test::wait_parked(patient);
+    EXPECT_FALSE(timed.join());
+    s.release();
+    patient.join();
+    EXPECT_EQ(s.available(), 0u);
+    EXPECT_EQ(s.waiters(), 0u);
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+// The wake-up races the deadline (deterministic schedules from many seeds):
+// whoever wins, every permit is accounted for and the untimed waiter behind
+// the timed one is never skipped.
+TEST(SemaphoreRace, test_semaphore_release_races_the_deadline) {
+  int got_count = 0, timed_out_count = 0;
+  for (std::uint64_t seed = 1; seed <= test::kRaceSeeds; ++seed) {
+    Runtime rt(test::race_options(seed));
+    Exit<std::pair<bool, std::size_t>> e = rt.block_on([seed] {
+      Semaphore s(0);
+      const Deadline d = this_fiber::now() + test::race_deadline_us(seed);
+      Fiber<bool> timed = fork([&] { return s.try_acquire_until(d); });
+      Fiber<void> patient = fork([&] { s.acquire(); });
+      Fiber<void> releaser = fork([&] {
+        for (int i = 0; i < test::race_delay_steps(seed); ++i) this_fiber::yield();
+        s.release(2);
+      });
+      releaser.join();
+      patient.join();  // never stranded by the timed waiter
+      const bool got = timed.join();
+      EXPECT_EQ(s.waiters(), 0u);
+      return std::pair{got, s.available()};
+    });
+    ASSERT_TRUE(e.ok()) << "seed " << seed << " " << e;
+    auto [got, available] = e.value();
+    EXPECT_EQ((got ? 1u : 0u) + available, 1u) << "seed " << seed;
+    (got ? got_count : timed_out_count)++;
+  }
+  // Both sides of the race happened: the test exercised it.
+  EXPECT_GT(got_count, 0);
+  EXPECT_GT(timed_out_count, 0);
+  RecordProperty("got", got_count);
+  RecordProperty("timed_out", timed_out_count);
+}
+
+TEST_P(SemaphoreTest, test_semaphore_permit_guard) {
+  Exit<void> e = run([] {
+    Semaphore s(2);
+    {
+      SemaphorePermit a(s);
+      EXPECT_TRUE(a.owns());
+      EXPECT_EQ(s.available(), 1u);
+      SemaphorePermit b(s, std::try_to_lock);
+      EXPECT_TRUE(b.owns());
+      SemaphorePermit c(s, std::try_to_lock);
+      EXPECT_FALSE(c.owns());
+      EXPECT_FALSE(static_cast<bool>(c));
+      b.release();
+      EXPECT_FALSE(b.owns());
+      EXPECT_EQ(s.available(), 1u);
+      b.release();  // no-op
+      EXPECT_EQ(s.available(), 1u);
+      SemaphorePermit moved(std::move(a));
+      EXPECT_FALSE(a.owns());  // NOLINT(bugprone-use-after-move): moved-from is documented
+      EXPECT_TRUE(moved.owns());
+      EXPECT_EQ(s.available(), 1u);
+      s.acquire();
+      SemaphorePermit adopted(s, std::adopt_lock);
+      EXPECT_EQ(s.available(), 0u);
+      c = std::move(adopted);  // c owned nothing: nothing released
+      EXPECT_TRUE(c.owns());
+      EXPECT_EQ(s.available(), 0u);
+    }
+    EXPECT_EQ(s.available(), 2u);  // moved and c released theirs
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
+// An interrupted permit guard constructor takes nothing (there is nothing to
+// release), and a guard held by an interrupted fiber releases its permit.
+TEST_P(SemaphoreTest, test_semaphore_permit_guard_and_interrupts) {
+  Exit<void> e = run([] {
+    Semaphore s(1);
+    Deferred<void> never;
+    Fiber<void> holder = fork([&] {
+      SemaphorePermit permit(s);
+      never.await();
+    });
+    while (never.waiters() < 1) this_fiber::yield();
+    Fiber<void> blocked = fork([&] { SemaphorePermit permit(s); });
+    wait_for_waiters(s, 1);
+    EXPECT_TRUE(blocked.interrupt().interrupted());
+    EXPECT_EQ(s.available(), 0u);
+    EXPECT_TRUE(holder.interrupt().interrupted());
+    EXPECT_EQ(s.available(), 1u);
+  });
+  EXPECT_TRUE(e.ok()) << e;
 }
 
 }  // namespace

@@ -26,6 +26,20 @@
 // waiting receiver, and a receiver that frees a slot moves the oldest waiting
 // sender's item into the buffer. A waiter never grabs anything after waking.
 //
+// Timed waits: send_until(value, deadline) / send_for(value, d) return false
+// when the deadline passed before the item was accepted; the item was then
+// NOT enqueued and is left untouched with the caller (send_until takes it by
+// reference, unlike send()), so a retry or another route can still use it.
+// receive_until(deadline) / receive_for(d) return a ReceiveResult<T>: a
+// std::optional<T> holding the item, or empty with status() saying why
+// (ReceiveStatus::closed: closed and drained, no item will ever come;
+// ReceiveStatus::timed_out: the deadline passed, nothing was consumed) — the
+// three outcomes of Go's select over a channel and a timer, or Tokio's
+// timeout(rx.recv()). Both are interruptible yield points exactly like their
+// untimed forms; a deadline already passed does not park (the call still
+// succeeds when it can without waiting). A timed-out waiter never takes a
+// hand-off meant for another: a waker that meets it skips to the next one.
+//
 // Closing: close() wakes every waiter. Items already buffered stay
 // receivable; receive() returns std::nullopt once the channel is closed and
 // drained; send() throws ChannelClosed (a std::logic_error, like Go's panic
@@ -46,15 +60,17 @@
 // lock, and a hand-off that has begun cannot fail half-way).
 #pragma once
 
-#include <weft/deferred.hpp>
+#include <weft/deadline.hpp>
 #include <weft/detail/assert.hpp>
 #include <weft/detail/spin_lock.hpp>
-#include <weft/detail/wait_queue.hpp>
+#include <weft/detail/sync_queue.hpp>
 #include <weft/this_fiber.hpp>
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <iterator>
 #include <limits>
@@ -73,6 +89,37 @@ class ChannelClosed : public std::logic_error {
  public:
   // ChannelClosed() says "weft::Channel: send on a closed channel".
   ChannelClosed() : std::logic_error("weft::Channel: send on a closed channel") {}
+};
+
+// ReceiveStatus says how a timed receive (Channel::receive_until) ended.
+enum class ReceiveStatus : std::uint8_t {
+  item,       // an item was received: the result holds it
+  closed,     // the channel is closed and drained: no item will ever come
+  timed_out,  // the deadline passed first: nothing was consumed
+};
+
+// ReceiveResult<T> is what Channel::receive_until returns: a std::optional<T>
+// (use it as one: `if (auto r = ch.receive_for(1s)) use(*r);`) that also
+// says why it is empty: closed() or timed_out(). It converts to a plain
+// std::optional<T> by copy-initialisation (`std::optional<T> v = r;`).
+template <class T>
+class ReceiveResult : public std::optional<T> {
+ public:
+  // ReceiveResult(item) holds a received item.
+  explicit ReceiveResult(T&& item) noexcept
+      : std::optional<T>(std::in_place, std::move(item)), status_(ReceiveStatus::item) {}
+  // ReceiveResult(status) holds no item; status is closed or timed_out.
+  explicit ReceiveResult(ReceiveStatus status) noexcept : status_(status) {}
+
+  // status() is item, closed or timed_out.
+  ReceiveStatus status() const noexcept { return status_; }
+  // closed() is true when the channel was closed and drained (no item).
+  bool closed() const noexcept { return status_ == ReceiveStatus::closed; }
+  // timed_out() is true when the deadline passed first (no item).
+  bool timed_out() const noexcept { return status_ == ReceiveStatus::timed_out; }
+
+ private:
+  ReceiveStatus status_;
 };
 
 namespace detail {
@@ -161,22 +208,28 @@ class Channel {
 
   // send() appends `value`, waiting while the channel is full; throws
   // ChannelClosed once closed. A yield point.
-  void send(T value) {
-    detail::throw_if_interrupted();
-    std::unique_lock lk(queue_.lock());
-    if (closed_) {
-      lk.unlock();
-      throw ChannelClosed();
-    }
-    if (hand_to_receiver(lk, value)) return;
-    if (!buffer_.full()) {
-      buffer_.push(std::move(value));  // unbounded: may throw bad_alloc, nothing enqueued
-      return;
-    }
-    SendSlot slot;
-    slot.item = &value;
-    queue_.park(lk, slot, "Channel::send", detail::kChannelDestroyed);
-    if (slot.closed) throw ChannelClosed();
+  void send(T value) { (void)send_until_impl(value, Deadline::max()); }
+  // send_until() appends `value`, waiting while the channel is full until
+  // `deadline`; false when the deadline passed first, and then `value` was
+  // not enqueued and is left untouched. Throws ChannelClosed once closed
+  // (`value` untouched too). A yield point.
+  [[nodiscard("false: not sent, the value is still yours")]] bool send_until(T&& value,
+                                                                             Deadline deadline) {
+    return send_until_impl(value, deadline);
+  }
+  // send_until() sends a copy of `value`; see send_until(T&&, Deadline).
+  [[nodiscard("false: not sent")]] bool send_until(const T& value, Deadline deadline) {
+    T copy(value);  // copied before the lock: a throwing copy must not strand a claimed waiter
+    return send_until_impl(copy, deadline);
+  }
+  // send_for() is send_until(value, this_fiber::now() + d). A yield point.
+  [[nodiscard("false: not sent, the value is still yours")]] bool send_for(
+      T&& value, std::chrono::nanoseconds d) {
+    return send_until_impl(value, detail::deadline_after(d));
+  }
+  // send_for() sends a copy of `value`; see send_for(T&&, nanoseconds).
+  [[nodiscard("false: not sent")]] bool send_for(const T& value, std::chrono::nanoseconds d) {
+    return send_until(value, detail::deadline_after(d));
   }
   // try_send() appends `value` if there is room and the channel is open;
   // false otherwise, and then `value` is left untouched. Never waits.
@@ -197,13 +250,27 @@ class Channel {
   // receive() takes the oldest item, waiting while the channel is empty;
   // std::nullopt once the channel is closed and drained. A yield point.
   std::optional<T> receive() {
+    ReceiveResult<T> r = receive_until(Deadline::max());  // never timed_out
+    return std::move(static_cast<std::optional<T>&>(r));
+  }
+  // receive_until() takes the oldest item, waiting while the channel is
+  // empty until `deadline`: the item, or empty with closed() (closed and
+  // drained) or timed_out() (the deadline passed; nothing consumed). A
+  // yield point.
+  [[nodiscard]] ReceiveResult<T> receive_until(Deadline deadline) {
     detail::throw_if_interrupted();
     std::unique_lock lk(queue_.lock());
-    if (!buffer_.empty()) return take(lk);
-    if (closed_) return std::nullopt;
+    if (!buffer_.empty()) return ReceiveResult<T>(take(lk));
+    if (closed_) return ReceiveResult<T>(ReceiveStatus::closed);
     ReceiveSlot slot;
-    queue_.park(lk, slot, "Channel::receive", detail::kChannelDestroyed);
-    return std::move(slot.item);  // std::nullopt when woken by close()
+    if (!queue_.park_until(lk, slot, "Channel::receive", detail::kChannelDestroyed, deadline))
+      return ReceiveResult<T>(ReceiveStatus::timed_out);
+    if (!slot.item) return ReceiveResult<T>(ReceiveStatus::closed);  // woken by close()
+    return ReceiveResult<T>(std::move(*slot.item));
+  }
+  // receive_for() is receive_until(this_fiber::now() + d). A yield point.
+  [[nodiscard]] ReceiveResult<T> receive_for(std::chrono::nanoseconds d) {
+    return receive_until(detail::deadline_after(d));
   }
   // try_receive() takes the oldest item if there is one. Never waits.
   std::optional<T> try_receive() {
@@ -258,6 +325,28 @@ class Channel {
     std::optional<T> item;  // filled by the sender that woke us
   };
 
+  // send_until_impl() is every send that may wait: `value` is moved from
+  // only when it was accepted (true).
+  bool send_until_impl(T& value, Deadline deadline) {
+    detail::throw_if_interrupted();
+    std::unique_lock lk(queue_.lock());
+    if (closed_) {
+      lk.unlock();
+      throw ChannelClosed();
+    }
+    if (hand_to_receiver(lk, value)) return true;
+    if (!buffer_.full()) {
+      buffer_.push(std::move(value));  // unbounded: may throw bad_alloc, nothing enqueued
+      return true;
+    }
+    SendSlot slot;
+    slot.item = &value;
+    if (!queue_.park_until(lk, slot, "Channel::send", detail::kChannelDestroyed, deadline))
+      return false;  // nobody took *slot.item
+    if (slot.closed) throw ChannelClosed();
+    return true;
+  }
+
   // hand_to_receiver() gives `value` to the oldest waiting receiver (lock
   // held); true if there was one, and then the lock is released.
   bool hand_to_receiver(std::unique_lock<detail::SpinLock>& lk, T& value) noexcept {
@@ -274,9 +363,9 @@ class Channel {
 
   // take() pops the oldest item (lock held, not empty) and, if that freed
   // the slot a sender waits for, moves the oldest waiting sender's item in.
-  std::optional<T> take(std::unique_lock<detail::SpinLock>& lk) noexcept {
+  T take(std::unique_lock<detail::SpinLock>& lk) noexcept {
     const bool was_full = buffer_.full();
-    std::optional<T> item(std::in_place, buffer_.pop());
+    T item(buffer_.pop());
     detail::Waiter* w = was_full ? queue_.claim() : nullptr;
     if (w != nullptr) {
       auto& slot = detail::SyncQueue::slot_of<SendSlot>(w);

@@ -29,15 +29,20 @@
 // Channel, Mutex, Semaphore and Latch give the same guarantee: their
 // destructor waits out a waker still inside the call that woke the destroyer.
 //
-// This header also holds detail::SyncQueue, the wait-queue wrapper shared by
-// every sync primitive (Deferred, Channel, Mutex, Semaphore, Latch).
+// Timed waits: await_until(deadline) / await_for(d) give up at the deadline:
+// Deferred<T> returns a pointer to the value (nullptr when the deadline
+// passed first), Deferred<void> returns bool. They rethrow a failure and are
+// interruptible yield points exactly like await(); a deadline already passed
+// does not park (it still returns the result when complete).
 #pragma once
 
+#include <weft/deadline.hpp>
 #include <weft/detail/spin_lock.hpp>
-#include <weft/detail/wait_queue.hpp>
+#include <weft/detail/sync_queue.hpp>
 #include <weft/exit.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <mutex>
@@ -49,81 +54,6 @@
 namespace weft {
 
 namespace detail {
-
-// WaitSlot is the start of every waiter's hand-off slot (Waiter::payload).
-// Wakers fill the derived part; a dying primitive sets `destroyed` instead.
-struct WaitSlot {
-  bool destroyed = false;  // the primitive was destroyed; nothing was handed over
-};
-
-// SyncQueue is a sync primitive's WaitQueue plus the number of waits in
-// flight, so that the primitive's destructor can wake its parked waiters with
-// an error and then wait for interrupted ones to finish leaving the queue
-// (they still take its lock once on their way out).
-//
-// Hand-off protocol: a waker claims a waiter under lock() (claim()), moves
-// ownership (an item, a permit, the lock) into its slot, releases the lock,
-// then resume()s it. A claimed waiter never touches the primitive again
-// except what the primitive's contract allows; an interrupted one took nothing.
-class SyncQueue {
- public:
-  SyncQueue() = default;
-  SyncQueue(const SyncQueue&) = delete;
-  SyncQueue& operator=(const SyncQueue&) = delete;
-  // ~SyncQueue() wakes every parked waiter with `destroyed` set, then waits
-  // (yielding) until interrupted waiters have left the queue.
-  ~SyncQueue();
-
-  // lock() guards the queue and the primitive's own state.
-  SpinLock& lock() noexcept { return queue_.lock(); }
-
-  // park() waits with `slot` as the hand-off slot; `lk` holds lock() and is
-  // released (not re-acquired). Returns once a waker claimed us and filled
-  // the slot. Throws Interrupted if an interrupt ended the wait (nothing was
-  // handed over), std::logic_error(destroyed_message) if the primitive died.
-  void park(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const char* what,
-            const char* destroyed_message);
-
-  // claim() pops the oldest waiter still waiting and claims it (lock held);
-  // nullptr when none. Fill its slot, release the lock, then resume() it.
-  Waiter* claim() noexcept;
-  // slot_of() is a claimed waiter's slot, as the type the primitive parked with.
-  template <class Slot>
-  static Slot& slot_of(Waiter* w) noexcept {
-    return static_cast<Slot&>(*static_cast<WaitSlot*>(w->payload));
-  }
-  // resume() continues a claimed waiter; `w` is dead afterwards.
-  static void resume(Waiter* w) noexcept { WaitQueue::resume(w); }
-  // wake_all() claims every waiter, calls fill(w) on each under the lock,
-  // releases `lk`, then resumes them all; returns how many.
-  template <class Fill>
-  std::size_t wake_all(std::unique_lock<SpinLock>& lk, Fill&& fill) noexcept {
-    Waiter* claimed = nullptr;
-    std::size_t n = 0;
-    while (Waiter* w = claim()) {
-      fill(w);
-      w->next = claimed;  // unlinked: the field is free for chaining
-      claimed = w;
-      ++n;
-    }
-    lk.unlock();
-    resume_chain(claimed);
-    return n;
-  }
-  // resume_chain() resumes claimed waiters chained through Waiter::next.
-  static void resume_chain(Waiter* chain) noexcept;
-
-  // waiters() is how many waits are in flight: parked, or interrupted and
-  // still leaving. A snapshot, for diagnostics and tests.
-  std::size_t waiters() const noexcept { return in_flight_.load(std::memory_order_acquire); }
-
- private:
-  WaitQueue queue_;
-  // Waits that may still touch this queue. +1 by the waiter before it parks,
-  // -1 by whoever claims it, or by the waiter itself after an interrupted
-  // wait has unlinked it. The destructor waits for 0.
-  std::atomic<std::size_t> in_flight_{0};
-};
 
 // throw_deferred_twice() throws the "completed twice" logic_error.
 [[noreturn]] void throw_deferred_twice();
@@ -145,8 +75,9 @@ class DeferredBase {
  protected:
   DeferredBase() = default;
   ~DeferredBase() = default;
-  // wait_done() is await() without the result: returns once done.
-  void wait_done();
+  // wait_done_until() is await_until() without the result: true once done,
+  // false when `deadline` passed first (Deadline::max(): no deadline).
+  bool wait_done_until(Deadline deadline);
   // complete() runs store() under the lock if not yet done, publishes and
   // wakes the awaiters; false (nothing stored) if already done.
   template <class Store>
@@ -211,9 +142,22 @@ class Deferred : private detail::DeferredBase {
   // await() waits for completion; returns the value or rethrows the
   // failure. The reference lives as long as this Deferred. A yield point.
   const T& await() {
-    wait_done();
+    (void)wait_done_until(Deadline::max());
     rethrow_if_failed();
     return *value_;
+  }
+  // await_until() is await() that gives up at `deadline`: a pointer to the
+  // value (alive as long as this Deferred), nullptr when the deadline passed
+  // first; rethrows the failure. A yield point.
+  [[nodiscard("nullptr means the deadline passed")]] const T* await_until(Deadline deadline) {
+    if (!wait_done_until(deadline)) return nullptr;
+    rethrow_if_failed();
+    return &*value_;
+  }
+  // await_for() is await_until(this_fiber::now() + d). A yield point.
+  [[nodiscard("nullptr means the deadline passed")]] const T* await_for(
+      std::chrono::nanoseconds d) {
+    return await_until(detail::deadline_after(d));
   }
   // poll() is the result as an Exit if completed, without waiting (copies the value).
   std::optional<Exit<T>> poll() const {
@@ -264,8 +208,20 @@ class Deferred<void> : private detail::DeferredBase {
 
   // await() waits for completion; rethrows the failure. A yield point.
   void await() {
-    wait_done();
+    (void)wait_done_until(Deadline::max());
     rethrow_if_failed();
+  }
+  // await_until() is await() that gives up at `deadline`: true once
+  // completed, false when the deadline passed first; rethrows the failure.
+  // A yield point.
+  [[nodiscard("false means the deadline passed")]] bool await_until(Deadline deadline) {
+    if (!wait_done_until(deadline)) return false;
+    rethrow_if_failed();
+    return true;
+  }
+  // await_for() is await_until(this_fiber::now() + d). A yield point.
+  [[nodiscard("false means the deadline passed")]] bool await_for(std::chrono::nanoseconds d) {
+    return await_until(detail::deadline_after(d));
   }
   // poll() is the result as an Exit if completed, without waiting.
   std::optional<Exit<void>> poll() const {

@@ -14,6 +14,11 @@
 // cannot be undone). count_down() and try_wait() never wait. From a plain
 // thread, wait() blocks the thread.
 //
+// Timed waits: wait_until(deadline) / wait_for(d) return true once the count
+// is zero, false when the deadline passed first (the count is untouched).
+// Interruptible yield points exactly like wait(); a deadline already passed
+// does not park (it returns try_wait()).
+//
 // Misuse: a negative initial count, a count_down() below zero, or a
 // count_down() with a negative n throws std::invalid_argument (the count is
 // left unchanged).
@@ -25,9 +30,11 @@
 // with std::logic_error.
 #pragma once
 
-#include <weft/deferred.hpp>
+#include <weft/deadline.hpp>
+#include <weft/detail/sync_queue.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 
 namespace weft {
@@ -46,6 +53,13 @@ class Latch {
   void count_down(std::ptrdiff_t n = 1);
   // wait() returns once the count is zero. A yield point.
   void wait();
+  // wait_until() waits until the count is zero or `deadline` passes; true
+  // when the count is zero. A yield point.
+  [[nodiscard("false means the deadline passed first")]] bool wait_until(Deadline deadline);
+  // wait_for() is wait_until(this_fiber::now() + d). A yield point.
+  [[nodiscard("false means the deadline passed first")]] bool wait_for(std::chrono::nanoseconds d) {
+    return wait_until(detail::deadline_after(d));
+  }
   // try_wait() is true when the count is zero. Never waits.
   bool try_wait() const noexcept { return count_.load(std::memory_order_acquire) == 0; }
   // arrive_and_wait() is count_down(n) then wait(). A yield point.

@@ -17,6 +17,14 @@
 // interrupted fiber unwinds, like any RAII resource. unlock() and try_lock()
 // never wait. From a plain thread, lock() blocks the thread.
 //
+// Timed waits: try_lock_until(deadline) / try_lock_for(d) (as
+// std::timed_mutex, so std::unique_lock's timed calls work) return false when
+// the deadline passed before the mutex was handed over: the caller does not
+// own it, and the unlocker that meets the timed-out waiter hands the mutex to
+// the next waiter instead. Interruptible yield points exactly like lock(); a
+// deadline already passed does not park (it is then try_lock() that also
+// does not overtake waiters).
+//
 // Ownership: the owner is a fiber (or a plain thread), not a worker thread,
 // so a fiber may lock on one worker and unlock on another. Locking a mutex
 // the caller already owns throws std::logic_error (it would wait forever);
@@ -28,9 +36,11 @@
 // Mutex while fibers wait to lock it wakes them with std::logic_error.
 #pragma once
 
-#include <weft/deferred.hpp>
+#include <weft/deadline.hpp>
+#include <weft/detail/sync_queue.hpp>
 #include <weft/fiber_id.hpp>
 
+#include <chrono>
 #include <cstddef>
 
 namespace weft {
@@ -49,6 +59,15 @@ class Mutex {
   void lock();
   // try_lock() takes the mutex if it is free and nobody waits. Never waits.
   bool try_lock();
+  // try_lock_until() takes the mutex, waiting while another fiber owns it
+  // until `deadline`; false (not owned) when the deadline passed first. A
+  // yield point.
+  [[nodiscard("false means the mutex is not owned")]] bool try_lock_until(Deadline deadline);
+  // try_lock_for() is try_lock_until(this_fiber::now() + d). A yield point.
+  [[nodiscard("false means the mutex is not owned")]] bool try_lock_for(
+      std::chrono::nanoseconds d) {
+    return try_lock_until(detail::deadline_after(d));
+  }
   // unlock() releases the mutex, handing it to the oldest waiter if any.
   void unlock();
 

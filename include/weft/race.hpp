@@ -31,7 +31,7 @@
 
 #include <weft/cause.hpp>
 #include <weft/detail/fiber_core.hpp>
-#include <weft/detail/wait_queue.hpp>
+#include <weft/detail/sync_queue.hpp>
 #include <weft/exit.hpp>
 #include <weft/fiber.hpp>
 #include <weft/this_fiber.hpp>
@@ -59,7 +59,7 @@ using value_t = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
 
 // CompletionQueue is the racing fiber's inbox: each contestant posts its
 // slot when its body has ended (or when it was dropped unstarted); one
-// fiber pops them in that order. Built on the WaitQueue (no polling).
+// fiber pops them in that order. Parks through the SyncQueue (no polling).
 // Invariant: at most `capacity` slots are posted and not yet popped.
 class CompletionQueue {
  public:
@@ -75,7 +75,7 @@ class CompletionQueue {
   std::size_t pop(const char* what);
 
  private:
-  WaitQueue waiters_;  // its lock guards the ring
+  SyncQueue waiters_;  // its lock guards the ring
   std::unique_ptr<std::size_t[]> ring_;
   std::size_t capacity_;
   std::size_t head_ = 0;

@@ -17,6 +17,17 @@
 // interrupted fiber unwinds. release(), try_acquire() and available() never
 // wait. From a plain thread, acquire() blocks the thread.
 //
+// Timed waits: try_acquire_until(deadline) / try_acquire_for(d) (as
+// std::counting_semaphore) return false when the deadline passed before a
+// permit was handed over: the caller holds no permit, and a release() that
+// meets the timed-out waiter hands its permit to the next waiter (or counts
+// it) instead. Interruptible yield points exactly like acquire(); a deadline
+// already passed does not park.
+//
+// SemaphorePermit is the RAII guard of one permit (as seastar's
+// semaphore_units): its destructor releases the permit it owns, so a
+// finalizer never has to remember.
+//
 // Permits are not owned: any fiber or thread may release().
 //
 // Misuse: a release() that would overflow the count of available permits
@@ -29,9 +40,13 @@
 // std::logic_error.
 #pragma once
 
-#include <weft/deferred.hpp>
+#include <weft/deadline.hpp>
+#include <weft/detail/sync_queue.hpp>
 
+#include <chrono>
 #include <cstddef>
+#include <mutex>
+#include <utility>
 
 namespace weft {
 
@@ -49,6 +64,15 @@ class Semaphore {
   void acquire();
   // try_acquire() takes one permit if one is available and nobody waits. Never waits.
   bool try_acquire();
+  // try_acquire_until() takes one permit, waiting while none is available
+  // until `deadline`; false (no permit taken) when the deadline passed
+  // first. A yield point.
+  [[nodiscard("false means no permit was taken")]] bool try_acquire_until(Deadline deadline);
+  // try_acquire_for() is try_acquire_until(this_fiber::now() + d). A yield point.
+  [[nodiscard("false means no permit was taken")]] bool try_acquire_for(
+      std::chrono::nanoseconds d) {
+    return try_acquire_until(detail::deadline_after(d));
+  }
   // release() returns `n` permits, handing each to the oldest waiter first;
   // std::invalid_argument (nothing released) if the count would overflow.
   void release(std::size_t n = 1);
@@ -60,6 +84,53 @@ class Semaphore {
  private:
   std::size_t permits_;              // guarded by queue_.lock(); 0 while anyone waits
   mutable detail::SyncQueue queue_;  // last: destroyed first, waking waiters
+};
+
+// SemaphorePermit owns at most one permit of a Semaphore and releases it when
+// destroyed (or at release()). Move-only; the Semaphore must outlive it.
+class SemaphorePermit {
+ public:
+  // SemaphorePermit(s) acquires a permit (s.acquire(): a yield point; on
+  // Interrupted no permit is taken and nothing is constructed).
+  explicit SemaphorePermit(Semaphore& s) : semaphore_(&s) {
+    s.acquire();
+    owns_ = true;
+  }
+  // SemaphorePermit(s, std::adopt_lock) takes over a permit the caller holds.
+  SemaphorePermit(Semaphore& s, std::adopt_lock_t) noexcept : semaphore_(&s), owns_(true) {}
+  // SemaphorePermit(s, std::try_to_lock) takes a permit if s.try_acquire()
+  // does; see owns(). Never waits.
+  SemaphorePermit(Semaphore& s, std::try_to_lock_t) : semaphore_(&s), owns_(s.try_acquire()) {}
+  SemaphorePermit(SemaphorePermit&& other) noexcept
+      : semaphore_(other.semaphore_), owns_(std::exchange(other.owns_, false)) {}
+  // operator=() releases the permit this guard owns, then takes other's.
+  SemaphorePermit& operator=(SemaphorePermit&& other) noexcept {
+    if (this != &other) {
+      release();
+      semaphore_ = other.semaphore_;
+      owns_ = std::exchange(other.owns_, false);
+    }
+    return *this;
+  }
+  SemaphorePermit(const SemaphorePermit&) = delete;
+  SemaphorePermit& operator=(const SemaphorePermit&) = delete;
+  // ~SemaphorePermit() releases the permit if this guard owns one.
+  ~SemaphorePermit() { release(); }
+
+  // owns() is true while this guard holds a permit.
+  bool owns() const noexcept { return owns_; }
+  // operator bool() is owns().
+  explicit operator bool() const noexcept { return owns_; }
+  // release() returns the permit early (no-op if none is owned).
+  void release() noexcept {
+    // One permit never overflows the count: this guard's permit was taken
+    // from it, so the count is below its maximum.
+    if (std::exchange(owns_, false)) semaphore_->release();
+  }
+
+ private:
+  Semaphore* semaphore_;
+  bool owns_ = false;
 };
 
 }  // namespace weft

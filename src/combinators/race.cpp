@@ -21,21 +21,19 @@ void CompletionQueue::post(std::size_t slot) noexcept {
               capacity_);
   ring_[(head_ + size_) % capacity_] = slot;
   ++size_;
-  Waiter* w = waiters_.claim_one();
+  Waiter* w = waiters_.claim();
   lk.unlock();
   // The popping fiber cannot free this queue before it is resumed and has
   // awaited our fiber's end, which comes after this call returns.
-  if (w != nullptr) WaitQueue::resume(w);
+  if (w != nullptr) SyncQueue::resume(w);
 }
 
 std::size_t CompletionQueue::pop(const char* what) {
   std::unique_lock lk(waiters_.lock());
   while (size_ == 0) {
-    Waiter w;
-    WaitOptions o;
-    o.what = what;
-    if (waiters_.wait(lk, w, o) == WaitStatus::interrupted) throw_wait_interrupted();
-    lk.lock();  // wait() returned with the lock released
+    WaitSlot slot;  // post() hands over nothing: the slot is in the ring
+    waiters_.park(lk, slot, what, "weft: a race's completion queue destroyed while awaited");
+    lk.lock();  // park() returned with the lock released
   }
   const std::size_t slot = ring_[head_];
   head_ = (head_ + 1) % capacity_;

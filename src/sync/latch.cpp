@@ -37,13 +37,15 @@ void Latch::arrive(std::ptrdiff_t n, const char* what) {
   if (count - n == 0) queue_.wake_all(lk, [](detail::Waiter*) {});
 }
 
-void Latch::wait() {
+void Latch::wait() { (void)wait_until(Deadline::max()); }
+
+bool Latch::wait_until(Deadline deadline) {
   this_fiber::check_interrupt();
-  if (try_wait()) return;
+  if (try_wait()) return true;
   std::unique_lock lk(queue_.lock());
-  if (count_.load(std::memory_order_relaxed) == 0) return;  // the lock orders it
+  if (count_.load(std::memory_order_relaxed) == 0) return true;  // the lock orders it
   detail::WaitSlot slot;
-  queue_.park(lk, slot, "Latch::wait", kLatchDestroyed);
+  return queue_.park_until(lk, slot, "Latch::wait", kLatchDestroyed, deadline);
 }
 
 void Latch::arrive_and_wait(std::ptrdiff_t n) {

@@ -14,14 +14,16 @@ namespace {
 constexpr const char* kMutexDestroyed = "weft::Mutex destroyed while fibers wait to lock it";
 }  // namespace
 
-void Mutex::lock() {
+void Mutex::lock() { (void)try_lock_until(Deadline::max()); }
+
+bool Mutex::try_lock_until(Deadline deadline) {
   this_fiber::check_interrupt();
   const FiberId me = detail::current_id();
   std::unique_lock lk(queue_.lock());
   if (!locked_) {
     locked_ = true;
     owner_ = me;
-    return;
+    return true;
   }
   if (owner_ == me) {
     lk.unlock();
@@ -30,8 +32,8 @@ void Mutex::lock() {
   }
   LockSlot slot;
   slot.who = me;
-  queue_.park(lk, slot, "Mutex::lock", kMutexDestroyed);
-  // Woken: the unlocker made us the owner before resuming us.
+  // True (woken): the unlocker made us the owner before resuming us.
+  return queue_.park_until(lk, slot, "Mutex::lock", kMutexDestroyed, deadline);
 }
 
 bool Mutex::try_lock() {

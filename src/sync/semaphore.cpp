@@ -14,16 +14,18 @@ namespace {
 constexpr const char* kSemaphoreDestroyed = "weft::Semaphore destroyed while fibers wait on it";
 }  // namespace
 
-void Semaphore::acquire() {
+void Semaphore::acquire() { (void)try_acquire_until(Deadline::max()); }
+
+bool Semaphore::try_acquire_until(Deadline deadline) {
   this_fiber::check_interrupt();
   std::unique_lock lk(queue_.lock());
   if (permits_ > 0) {
     --permits_;
-    return;
+    return true;
   }
   detail::WaitSlot slot;
-  queue_.park(lk, slot, "Semaphore::acquire", kSemaphoreDestroyed);
-  // Woken: the releaser handed its permit to us.
+  // True (woken): the releaser handed its permit to us.
+  return queue_.park_until(lk, slot, "Semaphore::acquire", kSemaphoreDestroyed, deadline);
 }
 
 bool Semaphore::try_acquire() {

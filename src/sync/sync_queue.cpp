@@ -1,8 +1,8 @@
-// detail::SyncQueue (the wait-queue wrapper of every sync primitive) and the
-// non-template part of Deferred. See include/weft/deferred.hpp.
-#include <weft/deferred.hpp>
+// detail::SyncQueue, the one waiter primitive of every sync primitive. See
+// include/weft/detail/sync_queue.hpp.
 #include <weft/detail/assert.hpp>
 #include <weft/detail/fiber_core.hpp>
+#include <weft/detail/sync_queue.hpp>
 #include <weft/interrupt.hpp>
 #include <weft/this_fiber.hpp>
 
@@ -25,8 +25,8 @@ SyncQueue::~SyncQueue() {
     std::unique_lock lk(queue_.lock());
     wake_all(lk, [](Waiter* w) { static_cast<WaitSlot*>(w->payload)->destroyed = true; });
   }
-  // Waiters that lost their wait to an interrupt are resumed by their
-  // interrupter and take the lock once more to unlink themselves. They may be
+  // Waiters that lost their wait to an interrupt or a deadline are resumed by
+  // their interrupter or timer and take the lock once more to unlink themselves. They may be
   // queued behind us on this worker: yield (masked, so a destructor never
   // throws Interrupted) rather than spin.
   while (in_flight_.load(std::memory_order_acquire) != 0) {
@@ -39,27 +39,38 @@ SyncQueue::~SyncQueue() {
   }
 }
 
-void SyncQueue::park(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const char* what,
-                     const char* destroyed_message) {
-  Waiter w;
-  w.payload = &slot;
+bool SyncQueue::park_until(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const char* what,
+                           const char* destroyed_message, Deadline deadline) {
   WaitOptions o;
   o.what = what;
+  if (deadline != Deadline::max()) {
+    // Already passed: give up without parking (the caller's fast path under
+    // this lock already failed, as std::timed_mutex::try_lock_until does).
+    if (deadline <= this_fiber::now()) {
+      lk.unlock();
+      return false;
+    }
+    o.deadline = deadline;
+  }
+  Waiter w;
+  w.payload = &slot;
   // release: what we did before parking happens-before an acquire read of
   // waiters() that counts us (tests rely on it to know we are parked).
   in_flight_.fetch_add(1, std::memory_order_release);
   const WaitStatus st = queue_.wait(lk, w, o);
   if (st == WaitStatus::woken) {
-    // The claimer already took us off in_flight_; the slot is on our stack.
+    // A waker won the wait word's CAS (maybe as the timer fired): the hand-off
+    // is ours. The claimer already took us off in_flight_; the slot is on our stack.
     if (slot.destroyed) throw std::logic_error(destroyed_message);
-    return;
+    return true;
   }
-  WEFT_ASSERT(st == WaitStatus::interrupted, "untimed wait on {} ended with status {}", what,
-              static_cast<int>(st));
+  WEFT_ASSERT(st == WaitStatus::interrupted || (st == WaitStatus::timed_out && o.deadline),
+              "wait on {} ended with status {}", what, static_cast<int>(st));
   // release: our unlink (inside wait()) happens-before the destructor's
   // acquire load that sees the count drop. This is our last touch of *this.
   in_flight_.fetch_sub(1, std::memory_order_release);
-  throw_wait_interrupted();
+  if (st == WaitStatus::interrupted) throw_wait_interrupted();
+  return false;
 }
 
 Waiter* SyncQueue::claim() noexcept {
@@ -78,24 +89,14 @@ void SyncQueue::resume_chain(Waiter* chain) noexcept {
 }
 
 // ---------------------------------------------------------------------------
-// Deferred
+// Deadlines
 
-void throw_deferred_twice() {
-  throw std::logic_error("weft::Deferred: completed twice (succeed/fail called after completion)");
-}
-
-void check_deferred_failure(const std::exception_ptr& error, const char* what) {
-  if (!error)
-    throw std::invalid_argument(std::string("weft::Deferred::") + what + ": null exception_ptr");
-}
-
-void DeferredBase::wait_done() {
-  this_fiber::check_interrupt();  // a yield point even when already complete
-  if (done()) return;
-  std::unique_lock lk(queue_.lock());
-  if (done_.load(std::memory_order_relaxed)) return;  // the lock orders it
-  WaitSlot slot;
-  queue_.park(lk, slot, "Deferred::await", kDeferredDestroyed);
+Deadline deadline_after(std::chrono::nanoseconds d) noexcept {
+  const Deadline now = this_fiber::now();
+  if (d <= std::chrono::nanoseconds::zero()) return now;
+  // Saturate: now + d would overflow the clock's representation.
+  if (d >= Deadline::max() - now) return Deadline::max();
+  return now + std::chrono::duration_cast<Deadline::duration>(d);
 }
 
 }  // namespace weft::detail

@@ -173,8 +173,7 @@ class Runner {
         break;
       }
       case Op::acquire: {
-        w_.permits.acquire();
-        OnExit release([&] { w_.permits.release(); });
+        SemaphorePermit permit(w_.permits);
         run(n.body);
         break;
       }
