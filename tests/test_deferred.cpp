@@ -366,9 +366,9 @@ TEST_P(DeferredTest, test_deferred_await_for_times_out) {
   Exit<void> e = run([] {
     Deferred<int> d;
     const Deadline deadline = this_fiber::now() + test::kShortWait;
-    EXPECT_EQ(d.await_until(deadline), nullptr);
+    EXPECT_EQ(d.await_until(deadline), std::nullopt);
     EXPECT_GE(this_fiber::now(), deadline);  // it waited for the deadline
-    EXPECT_EQ(d.await_for(test::kShortWait), nullptr);
+    EXPECT_EQ(d.await_for(test::kShortWait), std::nullopt);
     EXPECT_FALSE(d.done());
     EXPECT_EQ(d.waiters(), 0u);
     Deferred<void> v;
@@ -376,10 +376,9 @@ TEST_P(DeferredTest, test_deferred_await_for_times_out) {
     EXPECT_EQ(v.waiters(), 0u);
     // Still completable, and a completed one answers without waiting.
     d.succeed(5);
-    const int* got = d.await_for(0ns);
-    ASSERT_NE(got, nullptr);
+    std::optional<int> got = d.await_for(0ns);
+    ASSERT_TRUE(got.has_value());
     EXPECT_EQ(*got, 5);
-    EXPECT_EQ(got, &d.await());
     v.succeed();
     EXPECT_TRUE(v.await_for(0ns));
   });
@@ -391,8 +390,8 @@ TEST_P(DeferredTest, test_deferred_await_for_succeeds_before_the_deadline) {
     Deferred<std::string> d;
     Deferred<void> v;
     Fiber<std::string> waiter = fork([&] {
-      const std::string* s = d.await_for(test::kForever);
-      return s != nullptr ? *s : std::string("timed out");
+      std::optional<std::string> s = d.await_for(test::kForever);
+      return s.value_or("timed out");
     });
     Fiber<bool> void_waiter = fork([&] { return v.await_for(test::kForever); });
     wait_for_waiters(d, 1);
@@ -420,8 +419,8 @@ TEST_P(DeferredTest, test_deferred_expired_deadline_does_not_park) {
     Deferred<int> d;
     std::atomic<bool> other_ran{false};
     Fiber<void> other = fork([&] { other_ran = true; });
-    EXPECT_EQ(d.await_until(this_fiber::now() - 1s), nullptr);
-    EXPECT_EQ(d.await_for(-1s), nullptr);
+    EXPECT_EQ(d.await_until(this_fiber::now() - 1s), std::nullopt);
+    EXPECT_EQ(d.await_for(-1s), std::nullopt);
     if (workers() == 1) {
       EXPECT_FALSE(other_ran.load());
     }
@@ -434,7 +433,7 @@ TEST_P(DeferredTest, test_deferred_expired_deadline_does_not_park) {
 TEST_P(DeferredTest, test_deferred_interrupt_during_timed_await) {
   Exit<void> e = run([] {
     Deferred<int> d;
-    Fiber<bool> waiter = fork([&] { return d.await_for(1h) != nullptr; });
+    Fiber<bool> waiter = fork([&] { return d.await_for(1h).has_value(); });
     test::wait_parked(waiter);
     wait_for_waiters(d, 1);
     EXPECT_TRUE(waiter.interrupt().interrupted());
@@ -449,13 +448,13 @@ TEST_P(DeferredTest, test_deferred_interrupt_during_timed_await) {
 TEST_P(DeferredTest, test_deferred_timed_await_from_plain_threads) {
   Deferred<int> d;
   bool timed_out = false;
-  std::thread t([&] { timed_out = d.await_for(test::kShortWait) == nullptr; });
+  std::thread t([&] { timed_out = !d.await_for(test::kShortWait).has_value(); });
   t.join();
   EXPECT_TRUE(timed_out);
   EXPECT_EQ(d.waiters(), 0u);
   int got = 0;
   std::thread waiter([&] {
-    if (const int* v = d.await_for(test::kForever)) got = *v;
+    if (std::optional<int> v = d.await_for(test::kForever)) got = *v;
   });
   Exit<void> e = run([&] {
     wait_for_waiters(d, 1);
@@ -467,7 +466,7 @@ TEST_P(DeferredTest, test_deferred_timed_await_from_plain_threads) {
 }
 
 // Completion races the deadline (deterministic schedules from many seeds):
-// a timed awaiter gets the value or nullptr, never anything else, and the
+// a timed awaiter gets the value or nullopt, never anything else, and the
 // untimed awaiter always wakes.
 TEST(DeferredRace, test_deferred_completion_races_the_deadline) {
   int got_count = 0, timed_out_count = 0;
@@ -477,11 +476,11 @@ TEST(DeferredRace, test_deferred_completion_races_the_deadline) {
       Deferred<int> d;
       const Deadline deadline = this_fiber::now() + test::race_deadline_us(seed);
       Fiber<bool> timed = fork([&] {
-        const int* v = d.await_until(deadline);
-        if (v != nullptr) {
+        std::optional<int> v = d.await_until(deadline);
+        if (v.has_value()) {
           EXPECT_EQ(*v, 7);
         }
-        return v != nullptr;
+        return v.has_value();
       });
       Fiber<int> patient = fork([&] { return d.await(); });
       for (int i = 0; i < test::race_delay_steps(seed); ++i) this_fiber::yield();

@@ -51,6 +51,55 @@ TEST_P(FiberCoreTest, test_await_on_ended_fiber_in_mask_returns_its_exit) {
   EXPECT_TRUE(e.interrupted()) << e.cause().pretty();
 }
 
+TEST_P(FiberCoreTest, test_fiber_await_for_times_out_then_gets_the_exit) {
+  Exit<void> e = run([] {
+    Deferred<int> gate;
+    Fiber<int> slow = fork([&] { return gate.await() + 1; });
+    const Deadline before = this_fiber::now();
+    std::optional<Exit<int>> none = slow.await_for(std::chrono::milliseconds(2));
+    EXPECT_FALSE(none.has_value());
+    EXPECT_GE(this_fiber::now() - before, std::chrono::milliseconds(2));
+    EXPECT_FALSE(slow.done());  // the fiber runs on: a timed await does not stop it
+    gate.succeed(41);
+    std::optional<Exit<int>> got = slow.await_until(Deadline::max());
+    ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(got->value(), 42);
+    // Ended: an expired deadline still returns the Exit without parking.
+    std::optional<Exit<int>> again = slow.await_for(std::chrono::nanoseconds(-1));
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(again->value(), 42);
+  });
+  EXPECT_TRUE(e.ok()) << e.cause().pretty();
+}
+
+TEST_P(FiberCoreTest, test_fiber_await_for_is_interruptible) {
+  Deferred<void> never;
+  Latch waiting(1);
+  Fiber<void> awaiter = rt().spawn([&] {
+    Fiber<void> stuck = fork([&] { never.await(); });
+    waiting.count_down();
+    (void)stuck.await_for(test::kForever);
+    ADD_FAILURE() << "the timed await returned";
+  });
+  waiting.wait();
+  test::wait_parked(awaiter);
+  Exit<void> e = awaiter.interrupt();
+  EXPECT_TRUE(e.interrupted()) << e.cause().pretty();
+}
+
+TEST_P(FiberCoreTest, test_fiber_await_for_from_a_plain_thread) {
+  Deferred<void> gate;
+  Fiber<int> f = rt().spawn([&] {
+    gate.await();
+    return 3;
+  });
+  EXPECT_FALSE(f.await_for(std::chrono::milliseconds(1)).has_value());
+  gate.succeed();
+  std::optional<Exit<int>> got = f.await_for(test::kForever);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->value(), 3);
+}
+
 // A callable whose operator() only exists for lvalues: fork calls a
 // decay-copy as an lvalue; spawn and block_on must do the same.
 struct LvalueOnly {

@@ -30,10 +30,10 @@
 // destructor waits out a waker still inside the call that woke the destroyer.
 //
 // Timed waits: await_until(deadline) / await_for(d) give up at the deadline:
-// Deferred<T> returns a pointer to the value (nullptr when the deadline
-// passed first), Deferred<void> returns bool. They rethrow a failure and are
-// interruptible yield points exactly like await(); a deadline already passed
-// does not park (it still returns the result when complete).
+// Deferred<T> returns std::optional<T>, a copy of the value (std::nullopt
+// when the deadline passed first; DESIGN.md §1), Deferred<void> returns bool. They rethrow a
+// failure and are interruptible yield points exactly like await(); a deadline already passed does
+// not park (it still returns the result when complete).
 #pragma once
 
 #include <weft/deadline.hpp>
@@ -146,16 +146,17 @@ class Deferred : private detail::DeferredBase {
     rethrow_if_failed();
     return *value_;
   }
-  // await_until() is await() that gives up at `deadline`: a pointer to the
-  // value (alive as long as this Deferred), nullptr when the deadline passed
-  // first; rethrows the failure. A yield point.
-  [[nodiscard("nullptr means the deadline passed")]] const T* await_until(Deadline deadline) {
-    if (!wait_done_until(deadline)) return nullptr;
+  // await_until() is await() that gives up at `deadline`: a copy of the
+  // value, std::nullopt when the deadline passed first; rethrows the
+  // failure. A yield point. (After a true done(), await() gives a reference.)
+  [[nodiscard("nullopt means the deadline passed")]] std::optional<T> await_until(
+      Deadline deadline) {
+    if (!wait_done_until(deadline)) return std::nullopt;
     rethrow_if_failed();
-    return &*value_;
+    return *value_;
   }
   // await_for() is await_until(this_fiber::now() + d). A yield point.
-  [[nodiscard("nullptr means the deadline passed")]] const T* await_for(
+  [[nodiscard("nullopt means the deadline passed")]] std::optional<T> await_for(
       std::chrono::nanoseconds d) {
     return await_until(detail::deadline_after(d));
   }

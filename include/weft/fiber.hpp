@@ -2,11 +2,13 @@
 // fiber; interrupt_all and disconnect.
 #pragma once
 
+#include <weft/deadline.hpp>
 #include <weft/detail/fiber_core.hpp>
 #include <weft/exit.hpp>
 #include <weft/fiber_id.hpp>
 #include <weft/fork_options.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <optional>
@@ -40,6 +42,17 @@ class Fiber {
   Exit<T> await() {
     core().await_done();
     return take();
+  }
+  // await_until() is await() that gives up at `deadline`: the Exit, or
+  // std::nullopt when the deadline passed first (the fiber runs on). A
+  // yield point, from a fiber or a plain thread, like await().
+  [[nodiscard]] std::optional<Exit<T>> await_until(Deadline deadline) {
+    if (!core().await_done_until(deadline)) return std::nullopt;
+    return take();
+  }
+  // await_for() is await_until(this_fiber::now() + d).
+  [[nodiscard]] std::optional<Exit<T>> await_for(std::chrono::nanoseconds d) {
+    return await_until(detail::deadline_after(d));
   }
   // join() is await().value(): the value, or the cause rethrown.
   T join() {

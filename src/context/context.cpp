@@ -44,13 +44,13 @@ struct EhGlobals {
 // cost ~1/3 of a switch; the address never changes for a thread, so each
 // thread keeps it in an initial-exec thread_local (one %fs-relative load).
 // Only read before a jump, never after: see the TLS rule in context.hpp.
-__attribute__((tls_model("initial-exec"))) thread_local EhGlobals* t_eh_globals = nullptr;
+__attribute__((tls_model("initial-exec"))) thread_local EhGlobals* tls_eh_globals = nullptr;
 
 inline EhGlobals* this_thread_eh_globals() noexcept {
-  EhGlobals* g = t_eh_globals;
+  EhGlobals* g = tls_eh_globals;
   if (g == nullptr) [[unlikely]] {
     g = reinterpret_cast<EhGlobals*>(abi::__cxa_get_globals());
-    t_eh_globals = g;
+    tls_eh_globals = g;
   }
   return g;
 }
@@ -177,11 +177,11 @@ void context_exit(ExecutionContext& from, ExecutionContext& to) noexcept {
   // Not on this stack: with detect_stack_use_after_return, locals live in
   // ASan's fake frames, which before_jump(nullptr) frees before the receiver
   // reads the hop. The jump stays on this thread, so a thread_local is safe.
-  static thread_local Hop exit_hop;
-  exit_hop = Hop{&from, &to};
+  static thread_local Hop tls_exit_hop;
+  tls_exit_hop = Hop{&from, &to};
   before_jump(nullptr, to);  // ASan frees this fiber's fake frames
   compiler_barrier();
-  bctx::jump_fcontext(to.fctx, &exit_hop);
+  bctx::jump_fcontext(to.fctx, &tls_exit_hop);
   std::fputs("weft: a context was resumed after context_exit\n", stderr);
   std::abort();
 }

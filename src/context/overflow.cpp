@@ -30,7 +30,7 @@ HandlerRegistry registry{};  // zero-initialised; filled once under `once`
 
 // The running fiber of this thread. initial-exec: the handler must not go
 // through __tls_get_addr (it may allocate), and a store is a single mov.
-__attribute__((tls_model("initial-exec"))) thread_local const RunningFiberInfo* t_running = nullptr;
+__attribute__((tls_model("initial-exec"))) thread_local const RunningFiberInfo* tls_running = nullptr;
 
 // --- Async-signal-safe message building (no malloc, no stdio, no fmt) ------
 class SignalSafeMessage {
@@ -131,7 +131,7 @@ void chain_to_previous(int sig, siginfo_t* info, void* ucontext) noexcept {
 }
 
 void on_fault(int sig, siginfo_t* info, void* ucontext) {
-  const RunningFiberInfo* fiber = t_running;
+  const RunningFiberInfo* fiber = tls_running;
   if (fiber != nullptr && fiber->stack != nullptr && fiber->stack->base != nullptr &&
       info->si_code > 0 && is_overflow_fault(*fiber->stack, info, ucontext)) {
     report_overflow(fiber->fiber_id, fiber->name, fiber->stack->size, "");
@@ -154,17 +154,17 @@ struct AltStack {
     ::munmap(memory, size);
   }
 };
-thread_local AltStack t_alt_stack;
+thread_local AltStack tls_alt_stack;
 
 constexpr std::size_t kMinUsableAltStack = 16 * 1024;
 
 }  // namespace
 
 __attribute__((noinline)) void set_running_fiber(const RunningFiberInfo* info) noexcept {
-  t_running = info;
+  tls_running = info;
 }
 
-__attribute__((noinline)) const RunningFiberInfo* running_fiber() noexcept { return t_running; }
+__attribute__((noinline)) const RunningFiberInfo* running_fiber() noexcept { return tls_running; }
 
 void install_overflow_handler() {
   std::call_once(registry.once, [] {
@@ -184,7 +184,7 @@ void install_overflow_handler() {
 
 void install_overflow_handler_for_thread() {
   install_overflow_handler();
-  if (t_alt_stack.memory != nullptr) return;
+  if (tls_alt_stack.memory != nullptr) return;
   stack_t current{};
   if (::sigaltstack(nullptr, &current) == 0 && (current.ss_flags & SS_DISABLE) == 0 &&
       current.ss_size >= kMinUsableAltStack) {
@@ -204,8 +204,8 @@ void install_overflow_handler_for_thread() {
     ::munmap(memory, size);
     throw std::system_error(err, std::generic_category(), "weft: sigaltstack");
   }
-  t_alt_stack.memory = memory;
-  t_alt_stack.size = size;
+  tls_alt_stack.memory = memory;
+  tls_alt_stack.size = size;
 }
 
 void report_canary_overflow(std::uint64_t fiber_id, const char* name, std::size_t size) {

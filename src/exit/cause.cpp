@@ -43,7 +43,7 @@ struct Cause::Node {
 // children to it. Nothing here yields, so the thread_local stays ours
 // throughout (an exception's destructor that switched fibers would break this).
 Cause::Node::~Node() {
-  thread_local std::vector<Cause>* pending = nullptr;
+  thread_local std::vector<Cause>* tls_pending = nullptr;
   auto hand_over = [](std::vector<Cause>& queue, Cause& child) noexcept {
     if (child.node_ == nullptr || child.node_->left.empty()) return;  // leaves never recurse
     try {
@@ -53,20 +53,20 @@ Cause::Node::~Node() {
     }
   };
   if (left.empty()) return;
-  if (pending != nullptr) {
-    hand_over(*pending, left);
-    hand_over(*pending, right);
+  if (tls_pending != nullptr) {
+    hand_over(*tls_pending, left);
+    hand_over(*tls_pending, right);
     return;
   }
   std::vector<Cause> queue;
-  pending = &queue;
+  tls_pending = &queue;
   hand_over(queue, left);
   hand_over(queue, right);
   while (!queue.empty()) {
     Cause doomed = std::move(queue.back());
     queue.pop_back();
   }  // doomed's node, if this was its last owner, pushes its children onto queue
-  pending = nullptr;
+  tls_pending = nullptr;
 }
 
 namespace {

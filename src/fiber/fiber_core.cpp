@@ -40,8 +40,8 @@ FiberId new_fiber_id() noexcept {
 
 FiberId current_id() noexcept {
   if (FiberCore* f = current_fiber()) return f->id();
-  thread_local const FiberId thread_id = new_fiber_id();
-  return thread_id;
+  thread_local const FiberId tls_thread_id = new_fiber_id();
+  return tls_thread_id;
 }
 
 Scheduler* current_scheduler() noexcept {
@@ -215,7 +215,7 @@ void FiberCore::publish(const Cause& cause) noexcept {
   {
     std::unique_lock lk(joiners_.lock());
     done_.store(true, std::memory_order_release);
-    joiners_.wake_all_locked(lk);
+    joiners_.wake_all(lk, [](Waiter*) {});
   }
   if (parent_ != nullptr) {
     FiberCore* parent = parent_;
@@ -249,21 +249,7 @@ bool FiberCore::await_done_until(std::chrono::steady_clock::time_point deadline)
     // (Deferred::await, Channel::receive...) and Go's and Effect's joins.
     self->throw_if_interrupted();
   }
-  if (done()) return true;
-  std::unique_lock lk(joiners_.lock());
-  if (done_.load(std::memory_order_acquire)) return true;
-  Waiter w;
-  WaitOptions o;
-  if (deadline != std::chrono::steady_clock::time_point::max()) o.deadline = deadline;
-  o.what = "await";
-  switch (joiners_.wait(lk, w, o)) {
-    case WaitStatus::interrupted:
-      throw_wait_interrupted();
-    case WaitStatus::timed_out:
-      return done();
-    default:
-      return true;
-  }
+  return wait_end(deadline, /*interruptible=*/true);
 }
 
 void FiberCore::await_done_masked() noexcept {
@@ -272,17 +258,20 @@ void FiberCore::await_done_masked() noexcept {
 }
 
 bool FiberCore::await_done_masked_until(std::chrono::steady_clock::time_point deadline) noexcept {
-  while (!done()) {
-    std::unique_lock lk(joiners_.lock());
-    if (done_.load(std::memory_order_acquire)) return true;
-    Waiter w;
-    WaitOptions o;
-    o.interruptible = false;
-    o.what = "await (masked)";
-    if (deadline != std::chrono::steady_clock::time_point::max()) o.deadline = deadline;
-    if (joiners_.wait(lk, w, o) == WaitStatus::timed_out) return done();
-  }
-  return true;
+  return wait_end(deadline, /*interruptible=*/false);
+}
+
+bool FiberCore::wait_end(std::chrono::steady_clock::time_point deadline, bool interruptible) {
+  if (done()) return true;
+  std::unique_lock lk(joiners_.lock());
+  if (done_.load(std::memory_order_acquire)) return true;
+  WaitSlot slot;
+  // A fiber's control block outlives its joiners (each holds a reference),
+  // so the queue is never destroyed under them.
+  const bool woken =
+      joiners_.park_until(lk, slot, interruptible ? "await" : "await (masked)",
+                          "weft: fiber destroyed while awaited", deadline, interruptible);
+  return woken || done();
 }
 
 // ---------------------------------------------------------------------------

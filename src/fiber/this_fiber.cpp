@@ -28,16 +28,13 @@ void yield() {
 }
 
 void sleep_until(std::chrono::steady_clock::time_point t) {
-  detail::FiberCore* f = detail::current_fiber();
-  if (f != nullptr) f->throw_if_interrupted();
-  detail::WaitQueue never_woken;
+  detail::throw_if_interrupted();
+  // A wait nobody completes: only its deadline (or an interrupt) ends it.
+  detail::SyncQueue never_woken;
   std::unique_lock lk(never_woken.lock());
-  detail::Waiter w;
-  detail::WaitOptions o;
-  o.deadline = t;
-  o.what = "sleep";
-  if (never_woken.wait(lk, w, o) == detail::WaitStatus::interrupted)
-    detail::throw_wait_interrupted();
+  detail::WaitSlot slot;
+  [[maybe_unused]] const bool woken =
+      never_woken.park_until(lk, slot, "sleep", "weft: sleep's queue destroyed", t);
 }
 
 std::chrono::steady_clock::time_point now() noexcept { return detail::clock_now(); }

@@ -40,9 +40,10 @@ SyncQueue::~SyncQueue() {
 }
 
 bool SyncQueue::park_until(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const char* what,
-                           const char* destroyed_message, Deadline deadline) {
+                           const char* destroyed_message, Deadline deadline, bool interruptible) {
   WaitOptions o;
   o.what = what;
+  o.interruptible = interruptible;
   if (deadline != Deadline::max()) {
     // Already passed: give up without parking (the caller's fast path under
     // this lock already failed, as std::timed_mutex::try_lock_until does).

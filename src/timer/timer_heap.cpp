@@ -14,7 +14,7 @@ namespace {
 // The heap whose fire_expired runs on this thread (and so holds its lock), if
 // any. Lets cancel() from a fire callback proceed instead of self-deadlocking,
 // and turns the forbidden re-entrant insert/fire_expired into a clear abort.
-thread_local const TimerHeap* tl_firing = nullptr;
+thread_local const TimerHeap* tls_firing = nullptr;
 
 // Spin iterations (each a pause) before a contended locker starts yielding.
 constexpr unsigned kSpinsBeforeYield = 128;
@@ -37,8 +37,8 @@ inline std::int64_t ticks(Clock::time_point t) noexcept {
 // FiringScope marks this thread as running `heap`'s fire callbacks.
 class FiringScope {
  public:
-  explicit FiringScope(const TimerHeap* heap) noexcept : previous_(tl_firing) { tl_firing = heap; }
-  ~FiringScope() { tl_firing = previous_; }
+  explicit FiringScope(const TimerHeap* heap) noexcept : previous_(tls_firing) { tls_firing = heap; }
+  ~FiringScope() { tls_firing = previous_; }
   FiringScope(const FiringScope&) = delete;
   FiringScope& operator=(const FiringScope&) = delete;
 
@@ -51,7 +51,7 @@ class FiringScope {
 class TimerHeap::LockUnlessFiring {
  public:
   explicit LockUnlessFiring(const TimerHeap& heap) noexcept
-      : lock_(tl_firing == &heap ? nullptr : &heap.lock_) {
+      : lock_(tls_firing == &heap ? nullptr : &heap.lock_) {
     if (lock_ != nullptr) lock_->lock();
   }
   ~LockUnlessFiring() {
@@ -97,7 +97,7 @@ TimerHeap::~TimerHeap() {
 void TimerHeap::insert(TimerEntry* e) {
   WEFT_ASSERT(e != nullptr && e->fire != nullptr,
               "TimerHeap::insert: entry {} has no fire callback", fmt::ptr(e));
-  WEFT_CHECK(tl_firing != this,
+  WEFT_CHECK(tls_firing != this,
              "TimerHeap::insert of entry {} from a fire callback of the same heap", fmt::ptr(e));
   std::lock_guard guard(lock_);
   WEFT_CHECK(e->index_ == TimerEntry::npos, "TimerHeap::insert: entry {} is already in a heap",
@@ -126,7 +126,7 @@ bool TimerHeap::cancel_locked(TimerEntry* e) noexcept {
 }
 
 std::size_t TimerHeap::fire_expired(Clock::time_point now) {
-  WEFT_CHECK(tl_firing != this, "TimerHeap::fire_expired from a fire callback of the same heap");
+  WEFT_CHECK(tls_firing != this, "TimerHeap::fire_expired from a fire callback of the same heap");
   const std::int64_t now_ticks = ticks(now);
   // Lock-free early out for the common "nothing due" case. Acquire: pairs with
   // publish(). An insert racing with this call may be missed; it is then

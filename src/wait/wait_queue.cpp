@@ -87,8 +87,8 @@ class ThreadWaiter final : public WaitOwner {
 }  // namespace
 
 WaitOwner& this_thread_parker() noexcept {
-  thread_local ThreadWaiter parker;
-  return parker;
+  thread_local ThreadWaiter tls_parker;
+  return tls_parker;
 }
 
 // ---------------------------------------------------------------------------

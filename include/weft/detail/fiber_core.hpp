@@ -6,6 +6,7 @@
 #include <weft/cause.hpp>
 #include <weft/detail/assert.hpp>
 #include <weft/detail/spin_lock.hpp>
+#include <weft/detail/sync_queue.hpp>
 #include <weft/detail/wait_queue.hpp>
 #include <weft/exit.hpp>
 #include <weft/fiber_id.hpp>
@@ -226,6 +227,8 @@ class FiberCore : public WaitOwner {
   void deliver_interrupt();
   void check_interrupt_slow();
   void complete_unstarted() noexcept;
+  // wait_end() parks on the joiners until the end or `deadline`; true once done.
+  bool wait_end(std::chrono::steady_clock::time_point deadline, bool interruptible);
   void prepare_park() noexcept override;
   void cancel_park() noexcept override;
   // suspend() switches to the worker with `action`; returns when resumed.
@@ -265,7 +268,7 @@ class FiberCore : public WaitOwner {
 
   // completion
   std::atomic<bool> done_{false};
-  WaitQueue joiners_;
+  SyncQueue joiners_;
 
   // children (intrusive list guarded by children_lock_)
   SpinLock children_lock_;

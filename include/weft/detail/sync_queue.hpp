@@ -60,8 +60,10 @@ class SyncQueue {
   // Interrupted if an interrupt ended the wait (nothing was handed over),
   // std::logic_error(destroyed_message) if the primitive died. The caller
   // checked for a pending interrupt on entry (the yield point's entry check).
+  // `interruptible` false: an interrupt stays pending for a later yield
+  // point (the masked awaits of a fiber's end).
   bool park_until(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const char* what,
-                  const char* destroyed_message, Deadline deadline);
+                  const char* destroyed_message, Deadline deadline, bool interruptible = true);
   // park() is park_until() without a deadline: returns once claimed.
   void park(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const char* what,
             const char* destroyed_message) {
