@@ -111,22 +111,12 @@ void start_fiber(FiberCore* f, bool root) {
 
 void FiberCore::add_child(FiberCore* child) noexcept {
   std::lock_guard lk(children_lock_);
-  child->next_sibling_ = first_child_;
-  child->prev_sibling_ = nullptr;
-  if (first_child_ != nullptr) first_child_->prev_sibling_ = child;
-  first_child_ = child;
-  ++child_count_;
+  children_.push_front(*child);
 }
 
 void FiberCore::remove_child(FiberCore* child) noexcept {
   std::lock_guard lk(children_lock_);
-  if (child->prev_sibling_ != nullptr)
-    child->prev_sibling_->next_sibling_ = child->next_sibling_;
-  else
-    first_child_ = child->next_sibling_;
-  if (child->next_sibling_ != nullptr) child->next_sibling_->prev_sibling_ = child->prev_sibling_;
-  child->prev_sibling_ = child->next_sibling_ = nullptr;
-  --child_count_;
+  children_.remove(*child);
 }
 
 void FiberCore::children_snapshot(std::vector<FiberRef>& out, bool live_only) {
@@ -136,15 +126,15 @@ void FiberCore::children_snapshot(std::vector<FiberRef>& out, bool live_only) {
     out.reserve(base + room);
     {
       std::lock_guard lk(children_lock_);
-      if (child_count_ <= room) {
-        for (FiberCore* c = first_child_; c != nullptr; c = c->next_sibling_) {
+      if (children_.size() <= room) {
+        for (FiberCore* c = children_.front(); c != nullptr; c = children_.next(*c)) {
           if (live_only && c->done()) continue;
           c->retain();
           out.emplace_back(c);  // within the reserved capacity: no allocation
         }
         return;
       }
-      room = child_count_ + child_count_ / 2;  // read under the lock; grow outside it
+      room = children_.size() + children_.size() / 2;  // read under the lock; grow outside it
     }
   }
 }

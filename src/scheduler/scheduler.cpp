@@ -141,20 +141,12 @@ bool Scheduler::remove_sleeper(Worker* w) {
 
 void Scheduler::register_root(FiberCore* f) {
   std::lock_guard lk(roots_mu_);
-  f->root_prev = nullptr;
-  f->root_next = roots_;
-  if (roots_ != nullptr) roots_->root_prev = f;
-  roots_ = f;
+  roots_.push_front(*f);
 }
 
 void Scheduler::unregister_root(FiberCore* f) {
   std::lock_guard lk(roots_mu_);
-  if (f->root_prev != nullptr)
-    f->root_prev->root_next = f->root_next;
-  else
-    roots_ = f->root_next;
-  if (f->root_next != nullptr) f->root_next->root_prev = f->root_prev;
-  f->root_prev = f->root_next = nullptr;
+  roots_.remove(*f);
 }
 
 std::int64_t Scheduler::live() const noexcept {
@@ -166,7 +158,7 @@ std::int64_t Scheduler::live() const noexcept {
 std::size_t Scheduler::unfinished_roots() const {
   std::lock_guard lk(roots_mu_);
   std::size_t n = 0;
-  for (FiberCore* f = roots_; f != nullptr; f = f->root_next) n += f->done() ? 0 : 1;
+  for (FiberCore* f = roots_.front(); f != nullptr; f = RootList::next(*f)) n += f->done() ? 0 : 1;
   return n;
 }
 
@@ -179,7 +171,7 @@ void Scheduler::shutdown(std::chrono::milliseconds grace) {
     std::vector<FiberRef> live_roots;
     {
       std::lock_guard lk(roots_mu_);
-      for (FiberCore* f = roots_; f != nullptr; f = f->root_next) {
+      for (FiberCore* f = roots_.front(); f != nullptr; f = RootList::next(*f)) {
         if (f->done()) continue;
         f->retain();
         live_roots.emplace_back(f);
@@ -235,7 +227,7 @@ std::string Scheduler::dump() const {
   std::vector<Entry> todo;
   {
     std::lock_guard lk(roots_mu_);  // a mutex: allocating under it is allowed
-    for (FiberCore* f = roots_; f != nullptr; f = f->root_next) {
+    for (FiberCore* f = roots_.front(); f != nullptr; f = RootList::next(*f)) {
       f->retain();
       todo.push_back(Entry{FiberRef(f), FiberId{}, 0});
     }

@@ -218,7 +218,8 @@ class Scheduler {
   alignas(64) std::atomic<int> spinning_{0};
 
   mutable std::mutex roots_mu_;
-  FiberCore* roots_ = nullptr;  // intrusive list through root_prev/root_next
+  using RootList = IntrusiveList<FiberCore, &FiberCore::root_hook>;
+  RootList roots_;  // roots and daemons, guarded by roots_mu_
   std::atomic<std::int64_t> live_outside_{0};
 
   std::atomic<bool> shutting_down_{false};

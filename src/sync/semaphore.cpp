@@ -51,7 +51,7 @@ void Semaphore::release(std::size_t n) {
   for (; n > 0; --n) {
     detail::Waiter* w = queue_.claim();
     if (w == nullptr) break;
-    w->next = claimed;  // unlinked: the field is free for chaining
+    w->chain = claimed;
     claimed = w;
   }
   permits_ += n;

@@ -84,7 +84,7 @@ Waiter* SyncQueue::claim() noexcept {
 void SyncQueue::resume_chain(Waiter* chain) noexcept {
   while (chain != nullptr) {
     Waiter* w = chain;
-    chain = w->next;  // read before resume(): w dies with its owner's frame
+    chain = w->chain;  // read before resume(): w dies with its owner's frame
     resume(w);
   }
 }

@@ -16,19 +16,8 @@ namespace {
 // and turns the forbidden re-entrant insert/fire_expired into a clear abort.
 thread_local const TimerHeap* tls_firing = nullptr;
 
-// Spin iterations (each a pause) before a contended locker starts yielding.
-constexpr unsigned kSpinsBeforeYield = 128;
-
 // Alignment of the node block: one cache line.
 constexpr std::align_val_t kNodeAlign{64};
-
-inline void spin_pause() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__) || defined(__arm__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
 
 inline std::int64_t ticks(Clock::time_point t) noexcept {
   return static_cast<std::int64_t>(t.time_since_epoch().count());
@@ -37,7 +26,9 @@ inline std::int64_t ticks(Clock::time_point t) noexcept {
 // FiringScope marks this thread as running `heap`'s fire callbacks.
 class FiringScope {
  public:
-  explicit FiringScope(const TimerHeap* heap) noexcept : previous_(tls_firing) { tls_firing = heap; }
+  explicit FiringScope(const TimerHeap* heap) noexcept : previous_(tls_firing) {
+    tls_firing = heap;
+  }
   ~FiringScope() { tls_firing = previous_; }
   FiringScope(const FiringScope&) = delete;
   FiringScope& operator=(const FiringScope&) = delete;
@@ -63,24 +54,6 @@ class TimerHeap::LockUnlessFiring {
  private:
   SpinLock* lock_;
 };
-
-void TimerHeap::SpinLock::lock_contended() noexcept {
-  unsigned spins = 0;
-  for (;;) {
-    // Relaxed: only watches for the holder to leave (the "test" of TTAS, which
-    // keeps the line shared instead of bouncing it); the exchange acquires.
-    while (locked_.load(std::memory_order_relaxed)) {
-      if (spins < kSpinsBeforeYield) {
-        ++spins;
-        spin_pause();
-      } else {
-        std::this_thread::yield();
-      }
-    }
-    // Acquire: as in lock().
-    if (!locked_.exchange(true, std::memory_order_acquire)) return;
-  }
-}
 
 TimerHeap::TimerHeap() noexcept = default;
 

@@ -9,7 +9,7 @@
 // (A. LaMarca and R. E. Ladner, "The Influence of Caches on the Performance of
 // Heaps", JEA 1996; Go's runtime timers use the same 4-ary heap).
 //
-// Synchronisation: a test-and-test-and-set spinlock with a pause. In the
+// Synchronisation: weft's one spin lock (detail::SpinLock). In the
 // common case it is uncontended: only the owner worker inserts and fires;
 // other threads only cancel. fire() callbacks run with the lock held, which is
 // what makes cancel() precise:
@@ -31,6 +31,8 @@
 // by a thread calling insert()/cancel() on this heap (that would deadlock);
 // waking a fiber (pushing it on a run queue) is the intended use.
 #pragma once
+
+#include <weft/detail/spin_lock.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -102,25 +104,6 @@ class TimerHeap {
   struct Node {
     std::int64_t when;  // e->deadline, as Clock ticks since the epoch
     TimerEntry* entry;
-  };
-
-  // SpinLock: test-and-test-and-set with a pause, yielding the CPU after a
-  // while so that an oversubscribed machine still makes progress.
-  class SpinLock {
-   public:
-    // Acquire: pairs with unlock's release, so each holder sees the previous
-    // holder's writes to the heap.
-    void lock() noexcept {
-      if (!locked_.exchange(true, std::memory_order_acquire)) [[likely]]
-        return;
-      lock_contended();
-    }
-    // Release: publishes this holder's writes to the next one.
-    void unlock() noexcept { locked_.store(false, std::memory_order_release); }
-
-   private:
-    void lock_contended() noexcept;
-    std::atomic<bool> locked_{false};
   };
 
   // LockUnlessFiring: the lock, unless this thread is inside this heap's

@@ -95,27 +95,13 @@ WaitOwner& this_thread_parker() noexcept {
 // WaitQueue
 
 void WaitQueue::push_back(Waiter& w) noexcept {
-  w.prev = tail_;
-  w.next = nullptr;
-  if (tail_ != nullptr)
-    tail_->next = &w;
-  else
-    head_ = &w;
-  tail_ = &w;
+  list_.push_back(w);
   w.linked = true;
 }
 
 void WaitQueue::unlink(Waiter& w) noexcept {
   if (!w.linked) return;
-  if (w.prev != nullptr)
-    w.prev->next = w.next;
-  else
-    head_ = w.next;
-  if (w.next != nullptr)
-    w.next->prev = w.prev;
-  else
-    tail_ = w.prev;
-  w.prev = w.next = nullptr;
+  list_.remove(w);
   w.linked = false;
 }
 
@@ -151,7 +137,7 @@ WaitStatus WaitQueue::wait(WaitOwner& owner, std::unique_lock<SpinLock>& lk, Wai
 }
 
 Waiter* WaitQueue::claim_one() noexcept {
-  while (Waiter* w = head_) {
+  while (Waiter* w = list_.front()) {
     unlink(*w);
     if (w->owner->try_claim(w->epoch, WaitStatus::woken)) return w;
   }
@@ -178,14 +164,14 @@ std::size_t WaitQueue::wake_all_locked(std::unique_lock<SpinLock>& lk) noexcept 
   Waiter* claimed = nullptr;
   std::size_t n = 0;
   while (Waiter* w = claim_one()) {
-    w->next = claimed;
+    w->chain = claimed;
     claimed = w;
     ++n;
   }
   lk.unlock();
   while (claimed != nullptr) {
     Waiter* w = claimed;
-    claimed = w->next;  // read before resume(): w dies with its owner's frame
+    claimed = w->chain;  // read before resume(): w dies with its owner's frame
     resume(w);
   }
   return n;

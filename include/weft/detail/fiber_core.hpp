@@ -5,6 +5,7 @@
 
 #include <weft/cause.hpp>
 #include <weft/detail/assert.hpp>
+#include <weft/detail/intrusive_list.hpp>
 #include <weft/detail/spin_lock.hpp>
 #include <weft/detail/sync_queue.hpp>
 #include <weft/detail/wait_queue.hpp>
@@ -204,8 +205,7 @@ class FiberCore : public WaitOwner {
     blocked_on_.store(what, std::memory_order_relaxed);
   }
   // root list hooks (Scheduler only)
-  FiberCore* root_prev = nullptr;
-  FiberCore* root_next = nullptr;
+  ListHook<FiberCore> root_hook;
 
  protected:
   // run_body() invokes the callable and stores its value.
@@ -272,10 +272,8 @@ class FiberCore : public WaitOwner {
 
   // children (intrusive list guarded by children_lock_)
   SpinLock children_lock_;
-  FiberCore* first_child_ = nullptr;
-  std::size_t child_count_ = 0;
-  FiberCore* prev_sibling_ = nullptr;
-  FiberCore* next_sibling_ = nullptr;
+  ListHook<FiberCore> sibling_hook_;
+  IntrusiveList<FiberCore, &FiberCore::sibling_hook_> children_;
 
   alignas(16) unsigned char context_storage_[kContextStorage];
 };

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <thread>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -19,16 +20,21 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-// SpinLock is a Lockable TTAS lock: acquire on lock, release on unlock.
+// SpinLock is a Lockable TTAS lock: acquire on lock, release on unlock. The
+// one spin lock of weft (wait queues, fibers, timer heaps). A contended
+// locker spins with a pause, then yields its thread, so an oversubscribed
+// machine (more runnable threads than cores) still lets the holder run.
 class SpinLock {
  public:
+  // kSpinsBeforeYield: pause-spins before a contended locker yields the CPU.
+  static constexpr unsigned kSpinsBeforeYield = 128;
+
   // lock() spins until the lock is ours.
   void lock() noexcept {
-    for (;;) {
-      // acquire: the critical section sees everything the last holder wrote.
-      if (!locked_.exchange(true, std::memory_order_acquire)) return;
-      while (locked_.load(std::memory_order_relaxed)) cpu_relax();
-    }
+    // acquire: the critical section sees everything the last holder wrote.
+    if (!locked_.exchange(true, std::memory_order_acquire)) [[likely]]
+      return;
+    lock_contended();
   }
   // try_lock() takes the lock if it is free.
   bool try_lock() noexcept {
@@ -39,6 +45,22 @@ class SpinLock {
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
  private:
+  [[gnu::noinline]] void lock_contended() noexcept {
+    unsigned spins = 0;
+    for (;;) {
+      // relaxed: only watches for the holder to leave (the "test" of TTAS
+      // keeps the line shared instead of bouncing it); the exchange acquires.
+      while (locked_.load(std::memory_order_relaxed)) {
+        if (spins < kSpinsBeforeYield) {
+          ++spins;
+          cpu_relax();
+        } else {
+          std::this_thread::yield();
+        }
+      }
+      if (!locked_.exchange(true, std::memory_order_acquire)) return;
+    }
+  }
   std::atomic<bool> locked_{false};
 };
 

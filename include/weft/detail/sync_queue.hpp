@@ -88,7 +88,7 @@ class SyncQueue {
     std::size_t n = 0;
     while (Waiter* w = claim()) {
       fill(w);
-      w->next = claimed;  // unlinked: the field is free for chaining
+      w->chain = claimed;
       claimed = w;
       ++n;
     }
@@ -96,7 +96,7 @@ class SyncQueue {
     resume_chain(claimed);
     return n;
   }
-  // resume_chain() resumes claimed waiters chained through Waiter::next.
+  // resume_chain() resumes claimed waiters chained through Waiter::chain.
   static void resume_chain(Waiter* chain) noexcept;
 
   // waiters() is how many waits are in flight: parked, or interrupted or

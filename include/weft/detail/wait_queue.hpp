@@ -17,6 +17,7 @@
 #pragma once
 
 #include <weft/cause.hpp>
+#include <weft/detail/intrusive_list.hpp>
 #include <weft/detail/spin_lock.hpp>
 #include <weft/interrupted.hpp>
 
@@ -105,8 +106,8 @@ WaitOwner& current_parker() noexcept;
 
 // Waiter is a node on the waiting context's stack, linked in one WaitQueue.
 struct Waiter {
-  Waiter* prev = nullptr;
-  Waiter* next = nullptr;
+  ListHook<Waiter> hook;    // its links in the queue (queue lock)
+  Waiter* chain = nullptr;  // a waker's list of claimed waiters, resumed after unlocking
   WaitOwner* owner = nullptr;
   std::uint64_t epoch = 0;
   void* payload = nullptr;  // primitive-specific hand-off slot
@@ -130,9 +131,9 @@ class WaitQueue {
   // lock() is the queue's (and its primitive's) lock.
   SpinLock& lock() noexcept { return lock_; }
   // empty() is true when nobody waits (lock held).
-  bool empty() const noexcept { return head_ == nullptr; }
+  bool empty() const noexcept { return list_.empty(); }
   // front() is the oldest waiter, still linked (lock held).
-  Waiter* front() const noexcept { return head_; }
+  Waiter* front() const noexcept { return list_.front(); }
 
   // wait() parks `owner` (the calling fiber or thread) on this queue. `lk`
   // must hold lock(); it is released while parked and NOT re-acquired. On
@@ -167,8 +168,7 @@ class WaitQueue {
 
  private:
   SpinLock lock_;
-  Waiter* head_ = nullptr;
-  Waiter* tail_ = nullptr;
+  IntrusiveList<Waiter, &Waiter::hook> list_;
 };
 
 }  // namespace weft::detail
