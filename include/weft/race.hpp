@@ -30,6 +30,7 @@
 #pragma once
 
 #include <weft/cause.hpp>
+#include <weft/detail/completion_queue.hpp>
 #include <weft/detail/fiber_core.hpp>
 #include <weft/detail/wait_queue.hpp>
 #include <weft/exit.hpp>
@@ -56,54 +57,6 @@ namespace detail {
 // value_t<R> is R, or std::monostate for void (tuples, vectors, optionals).
 template <class R>
 using value_t = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
-
-// CompletionQueue is the racing fiber's inbox: each contestant posts its
-// slot when its body has ended (or when it was dropped unstarted); one
-// fiber pops them in that order. Built on the WaitQueue (no polling).
-// Invariant: at most `capacity` slots are posted and not yet popped.
-class CompletionQueue {
- public:
-  // CompletionQueue(capacity) allocates room for `capacity` posted slots.
-  explicit CompletionQueue(std::size_t capacity);
-  CompletionQueue(const CompletionQueue&) = delete;
-  CompletionQueue& operator=(const CompletionQueue&) = delete;
-
-  // post() records that `slot` ended and wakes the popping fiber (any thread).
-  void post(std::size_t slot) noexcept;
-  // pop() is the next posted slot, waiting for one: an interruptible yield
-  // point (throws Interrupted) unless the caller is masked.
-  std::size_t pop(const char* what);
-
- private:
-  WaitQueue waiters_;  // its lock guards the ring
-  std::unique_ptr<std::size_t[]> ring_;
-  std::size_t capacity_;
-  std::size_t head_ = 0;
-  std::size_t size_ = 0;
-};
-
-// CompletionTicket posts its slot to a CompletionQueue when destroyed. A
-// contestant's callable holds one, so the post happens when the fiber
-// destroys its callable: after the body ended, or when an unstarted fiber
-// is dropped. Move-only: a moved-from ticket posts nothing.
-class CompletionTicket {
- public:
-  // CompletionTicket(q, slot) arms the ticket.
-  CompletionTicket(CompletionQueue& q, std::size_t slot) noexcept : queue_(&q), slot_(slot) {}
-  CompletionTicket(CompletionTicket&& o) noexcept
-      : queue_(std::exchange(o.queue_, nullptr)), slot_(o.slot_) {}
-  CompletionTicket(const CompletionTicket&) = delete;
-  CompletionTicket& operator=(const CompletionTicket&) = delete;
-  CompletionTicket& operator=(CompletionTicket&&) = delete;
-  // ~CompletionTicket() posts the slot (once).
-  ~CompletionTicket() {
-    if (queue_ != nullptr) queue_->post(slot_);
-  }
-
- private:
-  CompletionQueue* queue_;
-  std::size_t slot_;
-};
 
 // Contestant wraps a callable F with its ticket. Members are destroyed in
 // reverse order: the callable's captures (finalizers) first, then the
