@@ -12,13 +12,8 @@ Contest::Contest(std::size_t slots, const char* what)
 Contest::~Contest() { stop(); }
 
 void Contest::stop() noexcept {
-  // DESIGN 3.9: the losers are interrupted by the racing fiber, then awaited
-  // (all requests first, so they unwind in parallel).
-  const FiberId me = current_id();
-  for (FiberRef& f : fibers_)
-    if (f && !f->done()) f->request_interrupt(me);
-  for (FiberRef& f : fibers_)
-    if (f) f->await_done_masked();
+  // DESIGN 3.9: the losers are interrupted by the racing fiber, then awaited.
+  fibers_.stop(current_id());
 }
 
 std::size_t Contest::next_ended() {

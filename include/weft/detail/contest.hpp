@@ -6,6 +6,7 @@
 #include <weft/cause.hpp>
 #include <weft/detail/completion_queue.hpp>
 #include <weft/detail/fiber_core.hpp>
+#include <weft/detail/fiber_group.hpp>
 #include <weft/exit.hpp>
 #include <weft/fiber.hpp>
 
@@ -94,7 +95,7 @@ class Contest {
 
   const char* what_;
   CompletionQueue queue_;
-  std::vector<FiberRef> fibers_;
+  FiberGroup fibers_;  // slot i holds contestant i; run_bounded empties a slot between items
 };
 
 // exit_of() moves the Exit out of a contestant that ended (the Contest owns
