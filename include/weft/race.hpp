@@ -40,14 +40,9 @@
 
 #include <concepts>
 #include <cstddef>
-#include <functional>
-#include <limits>
-#include <memory>
 #include <stdexcept>
-#include <tuple>
 #include <type_traits>
 #include <utility>
-#include <variant>
 #include <vector>
 
 namespace weft {
