@@ -23,7 +23,11 @@
 //   rethrown once the running ones were interrupted and awaited.
 #pragma once
 
-#include <weft/race.hpp>
+#include <weft/cause.hpp>
+#include <weft/detail/contest.hpp>
+#include <weft/detail/fiber_core.hpp>
+#include <weft/fiber.hpp>
+#include <weft/this_fiber.hpp>
 
 #include <algorithm>
 #include <cstddef>

@@ -4,6 +4,7 @@
 
 #include <weft/deadline.hpp>
 #include <weft/detail/fiber_core.hpp>
+#include <weft/detail/fiber_group.hpp>
 #include <weft/exit.hpp>
 #include <weft/fiber_id.hpp>
 #include <weft/fork_options.hpp>
@@ -130,10 +131,15 @@ auto fork_daemon(F&& f, ForkOptions options = {}) -> Fiber<std::invoke_result_t<
 }
 
 // interrupt_all() requests interruption of every fiber, then awaits them all.
+// The await is interruptible (unlike a fiber's end, race or Scope): an
+// interrupt of the caller stops the waiting, the fibers still end.
 template <class T>
 void interrupt_all(std::span<Fiber<T>> fibers) {
-  for (Fiber<T>& f : fibers) f.interrupt_fork();
-  for (Fiber<T>& f : fibers) f.core().await_done();
+  detail::FiberGroup group;
+  group.reserve(fibers.size());
+  for (Fiber<T>& f : fibers) group.add(f.core());  // an empty handle throws before any request
+  group.interrupt(detail::current_id());
+  group.await();
 }
 
 // disconnect() runs f in a daemon fiber and awaits it; an interrupt of the

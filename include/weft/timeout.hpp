@@ -24,10 +24,10 @@
 //   outside any fiber; use Runtime::spawn", naming the form called).
 #pragma once
 
+#include <weft/detail/contest.hpp>
 #include <weft/detail/fiber_core.hpp>
 #include <weft/exit.hpp>
 #include <weft/fiber.hpp>
-#include <weft/race.hpp>
 #include <weft/this_fiber.hpp>
 
 #include <chrono>

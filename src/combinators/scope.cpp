@@ -1,5 +1,7 @@
 #include <weft/scope.hpp>
 
+#include <weft/detail/fiber_group.hpp>
+
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -22,13 +24,13 @@ void Scope::child_failed() noexcept {
   // DESIGN 3.6: the first child failure interrupts the rest.
   if (failed_.exchange(true, std::memory_order_acq_rel)) return;
   detail::FiberCore* self = detail::current_fiber();
-  std::vector<detail::FiberRef> others;
+  detail::FiberGroup others;
   {
     std::lock_guard lk(lock_);
-    others = children_;
+    for (const detail::FiberRef& c : children_)
+      if (c.get() != self) others.add(c);
   }
-  for (auto& c : others)
-    if (c.get() != self) c->request_interrupt(owner_->id());
+  others.interrupt(owner_->id());
 }
 
 Cause Scope::collect_failures() {
@@ -62,14 +64,12 @@ void Scope::join() {
 }
 
 Scope::~Scope() {
-  std::vector<detail::FiberRef> children;
+  detail::FiberGroup children;
   {
     std::lock_guard lk(lock_);
-    children = children_;
+    children = detail::FiberGroup(children_);
   }
-  for (auto& c : children)
-    if (!c->done()) c->request_interrupt(owner_->id());
-  for (auto& c : children) c->await_done_masked();
+  children.stop(owner_->id());
   Cause unreported = collect_failures();
   if (!unreported.empty()) {
     std::fprintf(stderr, "weft::Scope of fiber %s: a child failure was never joined:\n%s\n",

@@ -1,6 +1,8 @@
 // timeout: the non-template part (the deadline wait and its clean-up).
 #include <weft/timeout.hpp>
 
+#include <weft/detail/fiber_group.hpp>
+
 #include "scheduler/scheduler.hpp"
 
 namespace weft {
@@ -16,8 +18,9 @@ namespace {
 // stop_task() interrupts the task (attributed to the caller) and awaits it,
 // finalizers included, without being interruptible itself (DESIGN 3.10).
 void stop_task(FiberCore& task, FiberId me) noexcept {
-  if (!task.done()) task.request_interrupt(me);
-  task.await_done_masked();
+  FiberGroup group;
+  group.add(task);
+  group.stop(me);
 }
 
 // wait_for() is true if the task ended within d.

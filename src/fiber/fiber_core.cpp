@@ -1,6 +1,7 @@
 // FiberCore: a fiber's life, interruption requests and delivery, supervision.
 // The state machine is in docs/internals.md.
 #include <weft/detail/fiber_core.hpp>
+#include <weft/detail/fiber_group.hpp>
 #include <weft/fiber.hpp>
 
 #include "fiber/fiber_context.hpp"
@@ -189,14 +190,15 @@ void FiberCore::add_finalizer_failure(std::exception_ptr e) {
 }
 
 void FiberCore::end_children() noexcept {
-  // DESIGN 3.5: interrupt the live fork children (attributed to us), await them.
+  // DESIGN 3.5: interrupt the live fork children (attributed to us), await
+  // them; again until none is left, in case one was added meanwhile.
   interruptible_ = false;
   for (;;) {
-    std::vector<FiberRef> children;
-    children_snapshot(children, /*live_only=*/true);
+    std::vector<FiberRef> live;
+    children_snapshot(live, /*live_only=*/true);
+    FiberGroup children(std::move(live));
     if (children.empty()) return;
-    for (auto& c : children) c->request_interrupt(id_);
-    for (auto& c : children) c->await_done_masked();
+    children.stop(id_);
   }
 }
 

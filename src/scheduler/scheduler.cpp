@@ -1,5 +1,6 @@
 #include "scheduler/scheduler.hpp"
 
+#include <weft/detail/fiber_group.hpp>
 #include <weft/fiber.hpp>
 
 #include <fmt/format.h>
@@ -168,33 +169,27 @@ void Scheduler::shutdown(std::chrono::milliseconds grace) {
   const auto start = std::chrono::steady_clock::now();
   bool reported = false;
   for (;;) {
-    std::vector<FiberRef> live_roots;
+    FiberGroup live_roots;
     {
       std::lock_guard lk(roots_mu_);
-      for (FiberCore* f = roots_.front(); f != nullptr; f = RootList::next(*f)) {
-        if (f->done()) continue;
-        f->retain();
-        live_roots.emplace_back(f);
-      }
+      for (FiberCore* f = roots_.front(); f != nullptr; f = RootList::next(*f))
+        if (!f->done()) live_roots.add(*f);
     }
     if (live_roots.empty()) break;
-    for (auto& r : live_roots) r->request_interrupt(by);
-    for (auto& r : live_roots) {
-      if (reported) {
-        r->await_done_masked();
-        continue;
+    live_roots.interrupt(by);
+    // Wait up to the grace period, then report a fiber that does not end
+    // (stuck in an uninterruptible region) instead of hanging silently.
+    if (!reported) {
+      if (FiberCore* r = live_roots.await_masked_until(start + grace)) {
+        std::fprintf(stderr,
+                     "weft: ~Runtime still waiting after %lld ms for fibers that do not end "
+                     "(uninterruptible?); first: fiber %s\n%s",
+                     static_cast<long long>(grace.count()),
+                     fmt::format("{} '{}'", r->id(), r->name()).c_str(), dump().c_str());
+        reported = true;
       }
-      // Wait up to the grace period, then report a fiber that does not end
-      // (stuck in an uninterruptible region) instead of hanging silently.
-      if (r->await_done_masked_until(start + grace)) continue;
-      std::fprintf(stderr,
-                   "weft: ~Runtime still waiting after %lld ms for fibers that do not end "
-                   "(uninterruptible?); first: fiber %s\n%s",
-                   static_cast<long long>(grace.count()),
-                   fmt::format("{} '{}'", r->id(), r->name()).c_str(), dump().c_str());
-      reported = true;
-      r->await_done_masked();
     }
+    live_roots.await_masked();
   }
 }
 
