@@ -190,7 +190,7 @@ TEST_P(FiberGroupTest, test_fiber_group_interrupted_caller_stays_pending_until_m
     caller.interrupt_fork();
     // The masked await ignores the request: the caller stays parked.
     EXPECT_FALSE(caller.done());
-    EXPECT_EQ(caller.core().run_state().load(), detail::RunState::parked);
+    EXPECT_EQ(caller.core().run_state(), detail::RunState::parked);
     gate.succeed();
     Exit<void> ce = caller.await();
     ASSERT_TRUE(ce.interrupted());
