@@ -178,7 +178,7 @@ TEST_P(SupervisionTest, test_stop_token_fires_on_interrupt) {
       this_fiber::sleep_for(kForever);
     });
     wait_parked(f);
-    f.interrupt();
+    EXPECT_TRUE(f.interrupt().interrupted());
     log.add("interrupt returned");
     // A token taken after the interrupt is already stopped.
     Fiber<bool> g = fork([] {
@@ -294,7 +294,7 @@ TEST_P(SupervisionTest, test_runtime_dump_lists_blocked_fibers) {
   std::string dump = rt().dump();
   EXPECT_NE(dump.find("'sleeper'"), std::string::npos) << dump;
   EXPECT_NE(dump.find("blocked on sleep"), std::string::npos) << dump;
-  f.interrupt();
+  EXPECT_TRUE(f.interrupt().interrupted());
 }
 
 }  // namespace

@@ -180,7 +180,7 @@ class Channel {
   }
   // try_send() appends `value` if there is room and the channel is open;
   // false otherwise, and then `value` is left untouched. Never waits.
-  bool try_send(T&& value) {
+  [[nodiscard]] bool try_send(T&& value) {
     std::unique_lock lk(queue_.lock());
     if (closed_) return false;
     if (hand_to_receiver(lk, value)) return true;
@@ -189,7 +189,7 @@ class Channel {
     return true;
   }
   // try_send() sends a copy of `value`; see try_send(T&&).
-  bool try_send(const T& value) {
+  [[nodiscard]] bool try_send(const T& value) {
     T copy(value);  // copied before the lock: a throwing copy must not strand a claimed waiter
     return try_send(std::move(copy));
   }
@@ -206,7 +206,7 @@ class Channel {
     return std::move(slot.item);  // std::nullopt when woken by close()
   }
   // try_receive() takes the oldest item if there is one. Never waits.
-  std::optional<T> try_receive() {
+  [[nodiscard]] std::optional<T> try_receive() {
     std::unique_lock lk(queue_.lock());
     if (buffer_.empty()) return std::nullopt;
     return take(lk);

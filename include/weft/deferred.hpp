@@ -216,7 +216,7 @@ class Deferred : private detail::DeferredBase {
     return *value_;
   }
   // poll() is the result as an Exit if completed, without waiting (copies the value).
-  std::optional<Exit<T>> poll() const {
+  [[nodiscard]] std::optional<Exit<T>> poll() const {
     if (!done()) return std::nullopt;
     if (error_) return failure_exit<T>();
     return Exit<T>::success(*value_);
@@ -268,7 +268,7 @@ class Deferred<void> : private detail::DeferredBase {
     rethrow_if_failed();
   }
   // poll() is the result as an Exit if completed, without waiting.
-  std::optional<Exit<void>> poll() const {
+  [[nodiscard]] std::optional<Exit<void>> poll() const {
     if (!done()) return std::nullopt;
     if (error_) return failure_exit<void>();
     return Exit<void>::success();

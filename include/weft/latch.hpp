@@ -47,7 +47,9 @@ class Latch {
   // wait() returns once the count is zero. A yield point.
   void wait();
   // try_wait() is true when the count is zero. Never waits.
-  bool try_wait() const noexcept { return count_.load(std::memory_order_acquire) == 0; }
+  [[nodiscard]] bool try_wait() const noexcept {
+    return count_.load(std::memory_order_acquire) == 0;
+  }
   // arrive_and_wait() is count_down(n) then wait(). A yield point.
   void arrive_and_wait(std::ptrdiff_t n = 1);
   // count() is the current count (a snapshot).

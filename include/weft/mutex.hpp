@@ -48,7 +48,7 @@ class Mutex {
   // lock() takes the mutex, waiting while another fiber owns it. A yield point.
   void lock();
   // try_lock() takes the mutex if it is free and nobody waits. Never waits.
-  bool try_lock();
+  [[nodiscard]] bool try_lock();
   // unlock() releases the mutex, handing it to the oldest waiter if any.
   void unlock();
 

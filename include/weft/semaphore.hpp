@@ -48,7 +48,7 @@ class Semaphore {
   // acquire() takes one permit, waiting while none is available. A yield point.
   void acquire();
   // try_acquire() takes one permit if one is available and nobody waits. Never waits.
-  bool try_acquire();
+  [[nodiscard]] bool try_acquire();
   // release() returns `n` permits, handing each to the oldest waiter first;
   // std::invalid_argument (nothing released) if the count would overflow.
   void release(std::size_t n = 1);
