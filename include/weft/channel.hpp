@@ -260,7 +260,9 @@ class Channel {
 
   // hand_to_receiver() gives `value` to the oldest waiting receiver (lock
   // held); true if there was one, and then the lock is released.
-  bool hand_to_receiver(std::unique_lock<detail::SpinLock>& lk, T& value) noexcept {
+  // Not analysed: clang 14 cannot follow `lk`, a guard passed in.
+  bool hand_to_receiver(std::unique_lock<detail::SpinLock>& lk,
+                        T& value) noexcept WEFT_NO_THREAD_SAFETY_ANALYSIS {
     if (!buffer_.empty()) return false;  // receivers wait only on an empty buffer
     detail::Waiter* w = queue_.claim();
     if (w == nullptr) return false;
@@ -274,7 +276,9 @@ class Channel {
 
   // take() pops the oldest item (lock held, not empty) and, if that freed
   // the slot a sender waits for, moves the oldest waiting sender's item in.
-  std::optional<T> take(std::unique_lock<detail::SpinLock>& lk) noexcept {
+  // Not analysed: clang 14 cannot follow `lk`, a guard passed in.
+  std::optional<T> take(std::unique_lock<detail::SpinLock>& lk) noexcept
+      WEFT_RELEASE(queue_.lock()) WEFT_NO_THREAD_SAFETY_ANALYSIS {
     const bool was_full = buffer_.full();
     std::optional<T> item(std::in_place, buffer_.pop());
     detail::Waiter* w = was_full ? queue_.claim() : nullptr;
@@ -289,8 +293,8 @@ class Channel {
   }
 
   std::size_t capacity_;
-  detail::ChannelBuffer<T> buffer_;  // guarded by queue_.lock()
-  bool closed_ = false;              // guarded by queue_.lock()
+  detail::ChannelBuffer<T> buffer_ WEFT_GUARDED_BY(queue_.lock());
+  bool closed_ WEFT_GUARDED_BY(queue_.lock()) = false;
   mutable detail::SyncQueue queue_;  // last: destroyed first, waking waiters
 };
 

@@ -61,8 +61,8 @@ class Mutex {
   struct LockSlot : detail::WaitSlot {
     FiberId who;  // the waiter, made owner by the unlocker that claims it
   };
-  FiberId owner_;                    // guarded by queue_.lock(); FiberId() when unlocked
-  bool locked_ = false;              // guarded by queue_.lock()
+  FiberId owner_ WEFT_GUARDED_BY(queue_.lock());  // FiberId() when unlocked
+  bool locked_ WEFT_GUARDED_BY(queue_.lock()) = false;
   mutable detail::SyncQueue queue_;  // last: destroyed first, waking waiters
 };
 

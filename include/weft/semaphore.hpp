@@ -58,7 +58,7 @@ class Semaphore {
   std::size_t waiters() const noexcept { return queue_.waiters(); }
 
  private:
-  std::size_t permits_;              // guarded by queue_.lock(); 0 while anyone waits
+  std::size_t permits_ WEFT_GUARDED_BY(queue_.lock());  // 0 while anyone waits
   mutable detail::SyncQueue queue_;  // last: destroyed first, waking waiters
 };
 

@@ -39,8 +39,9 @@ SyncQueue::~SyncQueue() {
   }
 }
 
+// Not analysed: clang 14 cannot follow `lk`, a guard passed in.
 void SyncQueue::park(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const char* what,
-                     const char* destroyed_message) {
+                     const char* destroyed_message) WEFT_NO_THREAD_SAFETY_ANALYSIS {
   Waiter w;
   w.payload = &slot;
   WaitOptions o;

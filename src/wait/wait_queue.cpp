@@ -105,7 +105,9 @@ void WaitQueue::unlink(Waiter& w) noexcept {
   w.linked = false;
 }
 
-WaitStatus WaitQueue::wait(std::unique_lock<SpinLock>& lk, Waiter& w, const WaitOptions& opts) {
+// Not analysed: clang 14 cannot follow `lk`, a guard passed in.
+WaitStatus WaitQueue::wait(std::unique_lock<SpinLock>& lk, Waiter& w,
+                           const WaitOptions& opts) WEFT_NO_THREAD_SAFETY_ANALYSIS {
   FiberCore* fiber = current_fiber();
   if (fiber == nullptr) {
     ThreadWaiter& tw = this_thread_waiter();
@@ -185,7 +187,9 @@ std::size_t WaitQueue::wake_all() noexcept {
   return wake_all_locked(lk);
 }
 
-std::size_t WaitQueue::wake_all_locked(std::unique_lock<SpinLock>& lk) noexcept {
+// Not analysed: clang 14 cannot follow `lk`, a guard passed in.
+std::size_t WaitQueue::wake_all_locked(std::unique_lock<SpinLock>& lk) noexcept
+    WEFT_NO_THREAD_SAFETY_ANALYSIS {
   // Claim under the lock, resume after releasing it. Claimed waiters are
   // chained through `next` (they are unlinked, so the field is free).
   Waiter* claimed = nullptr;

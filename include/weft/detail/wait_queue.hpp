@@ -87,22 +87,23 @@ class WaitQueue {
   WaitQueue& operator=(const WaitQueue&) = delete;
 
   // lock() is the queue's (and its primitive's) lock.
-  SpinLock& lock() noexcept { return lock_; }
+  SpinLock& lock() noexcept WEFT_RETURN_CAPABILITY(lock_) { return lock_; }
   // empty() is true when nobody waits (lock held).
-  bool empty() const noexcept { return head_ == nullptr; }
+  bool empty() const noexcept WEFT_REQUIRES(lock_) { return head_ == nullptr; }
   // front() is the oldest waiter, still linked (lock held).
-  Waiter* front() const noexcept { return head_; }
+  Waiter* front() const noexcept WEFT_REQUIRES(lock_) { return head_; }
 
   // wait() parks the calling fiber or thread on this queue. `lk` must hold
   // lock(); it is released while parked and NOT re-acquired. On `woken` the
   // waker unlinked `w` and filled w.payload if the primitive hands off data;
   // on any other status `w` has been unlinked here and the queue is untouched.
-  WaitStatus wait(std::unique_lock<SpinLock>& lk, Waiter& w, const WaitOptions& opts = {});
+  WaitStatus wait(std::unique_lock<SpinLock>& lk, Waiter& w, const WaitOptions& opts = {})
+      WEFT_RELEASE(lock_);
 
   // claim_one() pops waiters in FIFO order until one is claimed as woken and
   // returns it (lock held), or nullptr. Fill its payload, release the lock,
   // then call resume(w). Waiters that lost to an interrupt are just dropped.
-  Waiter* claim_one() noexcept;
+  Waiter* claim_one() noexcept WEFT_REQUIRES(lock_);
   // resume() continues a claimed waiter's owner; `w` is dead afterwards.
   static void resume(Waiter* w) noexcept { w->owner->resume(); }
   // wake_one() claims and resumes one waiter; true if there was one. Takes the lock.
@@ -111,17 +112,17 @@ class WaitQueue {
   std::size_t wake_all() noexcept;
   // wake_all_locked() is wake_all() for a caller that holds the lock; it
   // releases `lk` before resuming.
-  std::size_t wake_all_locked(std::unique_lock<SpinLock>& lk) noexcept;
+  std::size_t wake_all_locked(std::unique_lock<SpinLock>& lk) noexcept WEFT_RELEASE(lock_);
 
   // push_back() links w at the tail (lock held). wait() calls it.
-  void push_back(Waiter& w) noexcept;
+  void push_back(Waiter& w) noexcept WEFT_REQUIRES(lock_);
   // unlink() removes w if linked (lock held).
-  void unlink(Waiter& w) noexcept;
+  void unlink(Waiter& w) noexcept WEFT_REQUIRES(lock_);
 
  private:
   SpinLock lock_;
-  Waiter* head_ = nullptr;
-  Waiter* tail_ = nullptr;
+  Waiter* head_ WEFT_GUARDED_BY(lock_) = nullptr;
+  Waiter* tail_ WEFT_GUARDED_BY(lock_) = nullptr;
 };
 
 }  // namespace weft::detail
