@@ -48,6 +48,16 @@ class WorkerThreads {
   std::map<std::thread::id, const void*> by_thread_;
 };
 
+// os_thread() is the OS thread running the caller. Not std::this_thread::get_id()
+// inline: glibc declares pthread_self() __attribute__((const)), so clang may
+// reuse one call's result across a switch, the very bug these tests look for
+// (in the test's own reads). noinline + a memory clobber stop that, as in
+// weft's accessors (src/scheduler/worker.cpp).
+[[gnu::noinline]] std::thread::id os_thread() noexcept {
+  asm volatile("" ::: "memory");
+  return std::this_thread::get_id();
+}
+
 // Seen is what the current fiber, its worker and its thread look like now.
 struct Seen {
   FiberId id;
@@ -59,8 +69,7 @@ struct Seen {
 // [[gnu::always_inline]]: the reads sit in the caller's body, next to its
 // switches, as inline header code would.
 [[gnu::always_inline]] inline Seen seen_now() {
-  return {this_fiber::id(), detail::current_fiber(), detail::current_worker_any(),
-          std::this_thread::get_id()};
+  return {this_fiber::id(), detail::current_fiber(), detail::current_worker_any(), os_thread()};
 }
 
 // expect_self() checks, after a switch, that the fiber still sees itself.
@@ -95,7 +104,7 @@ TEST_P(TlsMigrateTest, test_tls_migrate_fiber_sees_itself_after_forced_migration
       if (std::string e = expect_self(before, id, self, workers); !e.empty()) return e;
       resumed.store(false, std::memory_order_relaxed);
       Fiber<bool> hog = fork([&, thread = before.thread] {
-        const bool same = std::this_thread::get_id() == thread;
+        const bool same = os_thread() == thread;
         release_wanted.store(true, std::memory_order_release);
         const auto give_up = Clock::now() + std::chrono::seconds(5);
         while (same && !resumed.load(std::memory_order_acquire) && Clock::now() < give_up) {
