@@ -37,3 +37,7 @@ add_test(NAME fuzz_program
     -P "${PROJECT_SOURCE_DIR}/cmake/fuzz_test.cmake")
 math(EXPR weft_fuzz_timeout "${WEFT_FUZZ_SECONDS} + 300")
 set_tests_properties(fuzz_program PROPERTIES TIMEOUT ${weft_fuzz_timeout} LABELS fuzz_program)
+
+# The fuzz preset also builds and runs test_tls_migrate (its build preset's
+# targets, its test preset's label filter): the clang -O1 build is where a
+# thread_local address cached across a migrating switch would show.

@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
         }
       });
       // Declared after the worker, so it runs first: stop the worker, then close.
-      weft::OnExit stop_worker([&] { worker.interrupt(); });
+      weft::OnExit stop_worker([&] { (void)worker.interrupt(); });  // waits for it to end
       if (self_test) {
         weft::fork([] {
           weft::this_fiber::sleep_for(100ms);

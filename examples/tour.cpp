@@ -91,7 +91,7 @@ int main() {
   section("3. interrupting a blocked fiber");
   Log log;
   std::atomic<bool> blocked{false};
-  rt.block_on([&] {
+  (void)rt.block_on([&] {
     weft::Fiber<void> worker_fiber = weft::fork(
         [&] {
           weft::OnExit close_file([&] { log.add("  4. OnExit: close file (installed first)"); });
@@ -115,7 +115,7 @@ int main() {
   for (auto& l : log.lines) fmt::print("{}\n", l);
 
   section("4. masks and scopes");
-  rt.block_on([&] {
+  (void)rt.block_on([&] {
     std::atomic<bool> masked{false};
     weft::Fiber<int> careful = weft::fork([&] {
       weft::Uninterruptible mask;  // e.g. a write that must not be torn

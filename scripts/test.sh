@@ -3,7 +3,7 @@
 #   dev   Debug + WEFT_ASSERT: build, ctest
 #   asan  ASan + UBSan:        build, ctest
 #   tsan  TSan:                build, ctest
-#   fuzz  clang, ASan + UBSan: build fuzz_program, fuzz it for 60 s
+#   fuzz  clang, ASan + UBSan: build fuzz_program, fuzz it for 60 s; test_tls_migrate
 # Usage: scripts/test.sh [--quick]      (--quick: the dev stage only)
 #
 # Every stage runs every test; a few heavy ones run smaller (or are skipped)
@@ -107,8 +107,10 @@ if [[ -f tests/tsan.supp ]]; then
 fi
 stage tsan TSAN
 
-# The fuzz preset builds only the library, tests/support and the fuzzer, and
-# its ctest runs the fuzz_program test alone (tests/fuzz/README.md).
+# The fuzz preset builds only the library, tests/support, the fuzzer and
+# test_tls_migrate (thread_local reads across migrating switches, which clang
+# at -O1 is the compiler to check), and its ctest runs those two alone
+# (tests/fuzz/README.md).
 export ASAN_OPTIONS=detect_stack_use_after_return=1:detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 stage fuzz FUZZ

@@ -33,13 +33,18 @@ WEFT_RUNTIME_TEST_SUITE(AllTest);
 
 TEST_P(AllTest, test_all_values_in_argument_order) {
   using Result = std::tuple<int, std::monostate, std::string>;
-  Exit<Result> e = run([] {
+  std::atomic<bool> third_done{false};
+  Exit<Result> e = run([&] {
     return all(
-        [] {
-          this_fiber::sleep_for(20ms);  // ends last
+        [&] {
+          yield_until([&] { return third_done.load(); });  // ends last
           return 1;
         },
-        [] {}, [] { return std::string("three"); });
+        [] {},
+        [&] {
+          third_done = true;
+          return std::string("three");
+        });
   });
   auto [a, b, c] = e.value();
   EXPECT_EQ(a, 1);
@@ -139,11 +144,13 @@ TEST_P(AllTest, test_all_caller_interrupted_interrupts_tasks) {
 }
 
 TEST_P(AllTest, test_all_vector_values_in_order) {
-  Exit<std::vector<int>> e = run([] {
+  std::atomic<int> ended{0};
+  Exit<std::vector<int>> e = run([&] {
     std::vector<std::function<int()>> fs;
     for (int i = 0; i < 8; ++i)
-      fs.push_back([i] {
-        this_fiber::sleep_for(std::chrono::milliseconds(8 - i));
+      fs.push_back([i, &ended] {
+        yield_until([&] { return ended.load() == 7 - i; });  // end in reverse order
+        ++ended;
         return i * i;
       });
     return all(fs);
@@ -211,7 +218,7 @@ TEST_P(AllTest, test_for_each_par_visits_every_item_bounded) {
           int prev = max_in_flight.load();
           while (prev < now && !max_in_flight.compare_exchange_weak(prev, now)) {
           }
-          this_fiber::sleep_for(1ms);
+          this_fiber::yield();  // let the others overlap
           --in_flight;
           std::lock_guard lk(mu);
           seen.insert(x);

@@ -146,7 +146,7 @@ TEST_P(FiberTest, test_fiber_poll_and_done) {
     });
     bool early = f.poll().has_value() || f.done();
     go = true;
-    f.await();
+    (void)f.await();
     return !early && f.done() && f.poll().has_value() && f.poll()->value() == 3;
   });
   EXPECT_TRUE(e.value());
@@ -203,7 +203,7 @@ TEST(FiberMisuse, test_fiber_moved_from_handle_throws) {
   Fiber<int> g = std::move(f);
   EXPECT_EQ(g.join(), 1);
   try {
-    f.await();  // NOLINT(bugprone-use-after-move): the point of the test
+    (void)f.await();  // NOLINT(bugprone-use-after-move): the point of the test
     FAIL();
   } catch (const std::logic_error& e) {
     EXPECT_NE(std::string(e.what()).find("moved-from"), std::string::npos);
@@ -229,7 +229,7 @@ TEST(FiberMisuse, test_fiber_awaiting_itself_throws) {
     Fiber<void> f = fork([&] {
       while (!self->valid()) this_fiber::yield();
       try {
-        self->await();
+        (void)self->await();
       } catch (const std::logic_error&) {
         threw = true;
       }
@@ -243,7 +243,7 @@ TEST(FiberMisuse, test_fiber_awaiting_itself_throws) {
 
 TEST(FiberMisuse, test_fiber_block_on_from_own_fiber_throws) {
   Runtime rt({.workers = 1});
-  Exit<void> e = rt.block_on([&] { rt.block_on([] {}); });
+  Exit<void> e = rt.block_on([&] { (void)rt.block_on([] {}); });
   ASSERT_TRUE(e.failed());
   EXPECT_NE(e.cause().failure<std::logic_error>(), nullptr);
 }
@@ -267,7 +267,7 @@ TEST(Runtimes, test_fiber_destroy_runtime_from_own_fiber_aborts) {
   EXPECT_DEATH(
       {
         auto* rt = new Runtime({.workers = 1});
-        rt->block_on([rt] { delete rt; });
+        (void)rt->block_on([rt] { delete rt; });
       },
       "destroyed from its own fiber");
 }

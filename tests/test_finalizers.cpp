@@ -34,7 +34,7 @@ TEST_P(FinalizerTest, test_finalizers_run_lifo_on_interrupt) {
       this_fiber::sleep_for(kForever);
     });
     wait_parked(f);
-    f.interrupt();
+    EXPECT_TRUE(f.interrupt().interrupted());
     log.add("interrupt returned");
   });
   ASSERT_TRUE(e.ok());
@@ -249,7 +249,7 @@ TEST_P(FinalizerTest, test_finalizers_captures_are_destroyed_at_fiber_end) {
       Fiber<void> f = fork([c] { this_fiber::sleep_for(kForever); });
       wait_parked(f);
       before = destroyed.load();
-      f.interrupt();
+      EXPECT_TRUE(f.interrupt().interrupted());
     }
     // the fiber's copy was destroyed when the fiber ended
     EXPECT_GE(destroyed.load(), before.load() + 2);

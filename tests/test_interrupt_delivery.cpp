@@ -183,7 +183,7 @@ TEST_P(DeliveryTest, test_interrupt_waits_for_slow_finalizers) {
       this_fiber::sleep_for(kForever);
     });
     wait_parked(target);
-    target.interrupt();
+    EXPECT_TRUE(target.interrupt().interrupted());
     log.add("interrupt returned");
   });
   ASSERT_TRUE(e.ok());

@@ -97,7 +97,7 @@ void run_ops(World& w, Record* r, std::mt19937_64& rng, int depth, int budget,
         }
         break;
       case 5:
-        if (!kids.empty()) kids[rng() % kids.size()].await();
+        if (!kids.empty()) (void)kids[rng() % kids.size()].await();
         break;
       case 7:
         try {
@@ -215,8 +215,8 @@ TEST_P(InterruptStress, test_interrupt_stress_random_trees) {
         }
         shooters.push_back(std::move(sh));
       }
-      for (auto& s : shooters) s.await();
-      for (auto& r : roots) r.await();
+      for (auto& s : shooters) (void)s.await();
+      for (auto& r : roots) (void)r.await();
     });
     ASSERT_TRUE(e.ok()) << "scenario " << sc << ": " << e.cause().pretty();
     total_races += w.races.load();

@@ -166,7 +166,7 @@ TEST_P(MaskTest, test_mask_fiber_interrupt_on_self_inside_mask_is_an_error) {
       while (!ready) this_fiber::yield();
       Uninterruptible mask;
       try {
-        self->interrupt();
+        (void)self->interrupt();
         ADD_FAILURE() << "interrupt() on self inside a mask must throw";
       } catch (const std::logic_error& x) {
         EXPECT_NE(std::string(x.what()).find("would wait for itself"), std::string::npos);
@@ -188,7 +188,7 @@ TEST_P(MaskTest, test_mask_fiber_interrupt_on_self_when_interruptible_stops_it) 
     Fiber<void> f = fork([&] {
       while (!ready) this_fiber::yield();
       OnExit fin([&] { log.add("finalizer"); });
-      self->interrupt();
+      (void)self->interrupt();
       log.add("unreachable");
     });
     *self = f;
@@ -204,7 +204,7 @@ TEST(MaskDeathTest, test_mask_guards_out_of_order_assert) {
   EXPECT_DEATH(
       {
         Runtime rt({.workers = 1});
-        rt.block_on([] {
+        (void)rt.block_on([] {
           auto* outer = new Uninterruptible;
           Uninterruptible inner;
           delete outer;  // destroyed before the inner guard

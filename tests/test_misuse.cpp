@@ -744,7 +744,7 @@ std::vector<Misuse> table() {
       "weft: Runtime destroyed from its own fiber {id}; destroy it from the thread that owns it",
       [](Case& c) {
         auto* rt = new Runtime({.workers = 1});
-        rt->block_on([&c, rt] {
+        (void)rt->block_on([&c, rt] {
           c.let("id", this_fiber::id());
           delete rt;
         });
@@ -761,7 +761,7 @@ std::vector<Misuse> table() {
                        ForkOptions fo;
                        fo.name = "deep";
                        c.let("size", std::to_string(usable_stack(o.stack_size)));
-                       rt.block_on(
+                       (void)rt.block_on(
                            [&c] {
                              c.let("id", this_fiber::id());
                              return recurse(nullptr, 0);

@@ -30,7 +30,7 @@ void overflow_in_named_fiber(std::size_t guard_budget) {
   Runtime rt(o);
   ForkOptions fo;
   fo.name = "deep";
-  rt.block_on([] { return recurse(nullptr, 0); }, fo);
+  (void)rt.block_on([] { return recurse(nullptr, 0); }, fo);
 }
 
 TEST(OverflowDeathTest, test_overflow_guard_page_names_the_fiber) {
@@ -64,7 +64,7 @@ TEST(OverflowDeathTest, test_overflow_canary_names_the_fiber) {
         o.stack_size = 64 * 1024;
         o.guard_budget = 1;
         Runtime rt(o);
-        rt.block_on([] {
+        (void)rt.block_on([] {
           ForkOptions fo;
           fo.name = "deep";
           fork([] { return recurse_then_yield(nullptr, 0, (100 * 1024) / 550); }, fo).join();
@@ -78,7 +78,7 @@ TEST(OverflowDeathTest, test_overflow_fault_elsewhere_is_not_claimed) {
   EXPECT_DEATH(
       {
         Runtime rt({.workers = 1});
-        rt.block_on([] {
+        (void)rt.block_on([] {
           // A wild write to a PROT_NONE page that is not a guard page: the
           // previous handler (the default: die) runs.
           // The middle of a 16 MiB reservation: far from every stack.

@@ -1,4 +1,5 @@
 // race, race_exit, race_first (DESIGN.md §3.9).
+#include <weft/deferred.hpp>
 #include <weft/race.hpp>
 
 #include "support/weft_test.hpp"
@@ -50,7 +51,7 @@ TEST_P(RaceTest, test_race_loser_finalizer_runs_before_race_returns) {
           return 1;
         },
         [&] {
-          this_fiber::sleep_for(5ms);  // let the loser start and park
+          this_fiber::yield();  // the loser may or may not start first
           return 2;
         });
     log.add("race returned");
@@ -118,13 +119,17 @@ TEST_P(RaceTest, test_race_loser_interrupted_by_racing_fiber) {
 }
 
 TEST_P(RaceTest, test_race_all_fail_parallel_cause_in_argument_order) {
-  Exit<Exit<int>> e = run([] {
+  std::atomic<bool> second_failing{false};
+  Exit<Exit<int>> e = run([&] {
     return race_exit(
-        []() -> int {
-          this_fiber::sleep_for(20ms);  // fails last
+        [&]() -> int {
+          yield_until([&] { return second_failing.load(); });  // fails last
           throw Boom("first argument");
         },
-        []() -> int { throw Boom("second argument"); });
+        [&]() -> int {
+          second_failing = true;
+          throw Boom("second argument");
+        });
   });
   Exit<int>& inner = e.value();
   ASSERT_TRUE(inner.failed());
@@ -156,12 +161,17 @@ TEST_P(RaceTest, test_race_single_failure_rethrows_original) {
 }
 
 TEST_P(RaceTest, test_race_failure_does_not_win_while_another_may_succeed) {
-  Exit<int> e = run([] {
-    return race([]() -> int { throw Boom("fast failure"); },
-                [] {
-                  this_fiber::sleep_for(20ms);
-                  return 7;
-                });
+  std::atomic<bool> failing{false};
+  Exit<int> e = run([&] {
+    return race(
+        [&]() -> int {
+          failing = true;
+          throw Boom("fast failure");
+        },
+        [&] {
+          yield_until([&] { return failing.load(); });  // succeeds after the failure
+          return 7;
+        });
   });
   EXPECT_EQ(e.value(), 7);
 }
@@ -282,24 +292,27 @@ TEST_P(RaceTest, test_race_interrupt_pending_on_entry_starts_nothing) {
 TEST_P(RaceTest, test_race_masked_racer_waits_for_winner) {
   std::atomic<bool> started{false};
   std::atomic<int> got{0};
+  Deferred<void> go;  // the winner finishes only after the interrupt was requested
   Exit<bool> e = run([&] {
     Fiber<void> outer = fork([&] {
       weft::Uninterruptible mask;
-      started = true;
       got = race(
           [] {
             this_fiber::sleep_for(kLong);
             return 1;
           },
           [&] {
-            this_fiber::sleep_for(10ms);
+            started = true;
+            go.await();
             return 2;
           });
     });
     yield_until([&] { return started.load(); });
     // A masked racer is not torn down: it still waits for its winner; the
     // pending interrupt ends the fiber afterwards.
-    return outer.interrupt().interrupted();
+    outer.interrupt_fork();
+    go.succeed();
+    return outer.await().interrupted();
   });
   EXPECT_TRUE(e.value());
   EXPECT_EQ(got.load(), 2);

@@ -149,17 +149,19 @@ TEST_P(SupervisionTest, test_interrupted_is_not_a_std_exception) {
 TEST_P(SupervisionTest, test_disconnect_returns_at_once_when_caller_interrupted) {
   auto log = std::make_shared<EventLog>();
   std::atomic<bool> background_done{false};
+  Deferred<void> release;  // the background work ends only after the caller did
   Exit<void> e = run([&] {
     Fiber<void> caller = fork([&] {
       disconnect([&] {
         Uninterruptible mask;  // slow, masked work: would delay a plain await
-        this_fiber::sleep_for(std::chrono::milliseconds(50));
+        release.await();
         background_done = true;
       });
     });
     wait_parked(caller);
     EXPECT_TRUE(caller.interrupt().interrupted());
     log->add(background_done ? "caller ended after background" : "caller ended first");
+    release.succeed();
   });
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(log->events(), std::vector<std::string>{"caller ended first"});
@@ -176,7 +178,7 @@ TEST_P(SupervisionTest, test_stop_token_fires_on_interrupt) {
       this_fiber::sleep_for(kForever);
     });
     wait_parked(f);
-    f.interrupt();
+    EXPECT_TRUE(f.interrupt().interrupted());
     log.add("interrupt returned");
     // A token taken after the interrupt is already stopped.
     Fiber<bool> g = fork([] {
@@ -292,7 +294,7 @@ TEST_P(SupervisionTest, test_runtime_dump_lists_blocked_fibers) {
   std::string dump = rt().dump();
   EXPECT_NE(dump.find("'sleeper'"), std::string::npos) << dump;
   EXPECT_NE(dump.find("blocked on sleep"), std::string::npos) << dump;
-  f.interrupt();
+  EXPECT_TRUE(f.interrupt().interrupted());
 }
 
 }  // namespace

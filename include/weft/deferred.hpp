@@ -161,7 +161,7 @@ class Deferred : private detail::DeferredBase {
     return await_until(detail::deadline_after(d));
   }
   // poll() is the result as an Exit if completed, without waiting (copies the value).
-  std::optional<Exit<T>> poll() const {
+  [[nodiscard]] std::optional<Exit<T>> poll() const {
     if (!done()) return std::nullopt;
     if (error_) return failure_exit<T>();
     return Exit<T>::success(*value_);
@@ -225,7 +225,7 @@ class Deferred<void> : private detail::DeferredBase {
     return await_until(detail::deadline_after(d));
   }
   // poll() is the result as an Exit if completed, without waiting.
-  std::optional<Exit<void>> poll() const {
+  [[nodiscard]] std::optional<Exit<void>> poll() const {
     if (!done()) return std::nullopt;
     if (error_) return failure_exit<void>();
     return Exit<void>::success();

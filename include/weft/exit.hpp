@@ -79,7 +79,8 @@ std::string describe_exit(const Exit<T>& exit) {
 
 // Exit<T> is how a fiber returning T ended: a value, or a Cause.
 template <class T>
-class Exit : public detail::ExitBase<T> {
+class [[nodiscard("an Exit holds how a fiber ended, failure included")]] Exit
+    : public detail::ExitBase<T> {
   static_assert(!std::is_reference_v<T>, "Exit<T&> is not supported: use std::reference_wrapper");
   static_assert(!std::is_array_v<T>, "Exit<T[N]> is not supported: use std::array");
   using Base = detail::ExitBase<T>;
@@ -121,7 +122,8 @@ class Exit : public detail::ExitBase<T> {
 
 // Exit<void> is how a fiber returning void ended: success, or a Cause.
 template <>
-class Exit<void> : public detail::ExitBase<std::monostate> {
+class [[nodiscard("an Exit holds how a fiber ended, failure included")]] Exit<void>
+    : public detail::ExitBase<std::monostate> {
   using Base = detail::ExitBase<std::monostate>;
 
  public:

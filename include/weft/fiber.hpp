@@ -35,12 +35,12 @@ class Fiber {
   // done() is true once the fiber's Exit is published.
   bool done() const { return core().done(); }
   // poll() is the Exit if the fiber ended, without waiting.
-  std::optional<Exit<T>> poll() const {
+  [[nodiscard]] std::optional<Exit<T>> poll() const {
     if (!core().done()) return std::nullopt;
     return take();
   }
   // await() waits for the end (finalizers and children included) and returns the Exit.
-  Exit<T> await() {
+  [[nodiscard("join() rethrows instead")]] Exit<T> await() {
     core().await_done();
     return take();
   }
@@ -64,7 +64,7 @@ class Fiber {
     }
   }
   // interrupt() requests interruption, waits for the end and returns the Exit.
-  Exit<T> interrupt() {
+  [[nodiscard("for the effect only: interrupt_fork()")]] Exit<T> interrupt() {
     detail::FiberCore& c = core();
     c.request_interrupt(detail::current_id());
     if (&c == detail::current_fiber()) detail::interrupt_self_and_check(c);

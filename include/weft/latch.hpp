@@ -61,7 +61,9 @@ class Latch {
     return wait_until(detail::deadline_after(d));
   }
   // try_wait() is true when the count is zero. Never waits.
-  bool try_wait() const noexcept { return count_.load(std::memory_order_acquire) == 0; }
+  [[nodiscard]] bool try_wait() const noexcept {
+    return count_.load(std::memory_order_acquire) == 0;
+  }
   // arrive_and_wait() is count_down(n) then wait(). A yield point.
   void arrive_and_wait(std::ptrdiff_t n = 1);
   // count() is the current count (a snapshot).

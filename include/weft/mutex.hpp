@@ -58,7 +58,7 @@ class Mutex {
   // lock() takes the mutex, waiting while another fiber owns it. A yield point.
   void lock();
   // try_lock() takes the mutex if it is free and nobody waits. Never waits.
-  bool try_lock();
+  [[nodiscard]] bool try_lock();
   // try_lock_until() takes the mutex, waiting while another fiber owns it
   // until `deadline`; false (not owned) when the deadline passed first. A
   // yield point.
@@ -80,8 +80,8 @@ class Mutex {
   struct LockSlot : detail::WaitSlot {
     FiberId who;  // the waiter, made owner by the unlocker that claims it
   };
-  FiberId owner_;                    // guarded by queue_.lock(); FiberId() when unlocked
-  bool locked_ = false;              // guarded by queue_.lock()
+  FiberId owner_ WEFT_GUARDED_BY(queue_.lock());  // FiberId() when unlocked
+  bool locked_ WEFT_GUARDED_BY(queue_.lock()) = false;
   mutable detail::SyncQueue queue_;  // last: destroyed first, waking waiters
 };
 

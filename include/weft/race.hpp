@@ -110,7 +110,7 @@ R value_or_throw(Exit<R>&& exit) {
 // race_exit() runs every f, returns the Exit of the first to succeed, or the
 // Parallel cause of all failures; never throws for contestant outcomes.
 template <class... F>
-requires(std::invocable<std::decay_t<F>&>&&...) auto race_exit(F&&... f)
+requires(std::invocable<std::decay_t<F>&>&&...) [[nodiscard]] auto race_exit(F&&... f)
     -> Exit<detail::race_result_t<F...>> {
   return detail::run_race_variadic("weft::race_exit", false, std::forward<F>(f)...);
 }
@@ -136,7 +136,7 @@ requires(std::invocable<std::decay_t<F>&>&&...) auto race_first(F&&... f)
 
 // race_exit() for a dynamic number of contestants; std::invalid_argument if empty.
 template <class F>
-auto race_exit(std::vector<F>& fs) -> Exit<std::invoke_result_t<F&>> {
+[[nodiscard]] auto race_exit(std::vector<F>& fs) -> Exit<std::invoke_result_t<F&>> {
   return detail::run_race_vector("weft::race_exit", false, fs);
 }
 

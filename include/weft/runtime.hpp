@@ -39,7 +39,8 @@ class Runtime {
 
   // block_on() runs f as a root fiber and blocks this thread until it ends.
   template <class F>
-  auto block_on(F&& f, ForkOptions options = {}) -> Exit<std::invoke_result_t<std::decay_t<F>&>> {
+  [[nodiscard]] auto block_on(F&& f, ForkOptions options = {})
+      -> Exit<std::invoke_result_t<std::decay_t<F>&>> {
     check_accepting("block_on");
     return spawn(std::forward<F>(f), std::move(options)).await();
   }

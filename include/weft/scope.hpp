@@ -53,7 +53,7 @@ class Scope {
 
   detail::FiberCore* owner_;
   detail::SpinLock lock_;
-  std::vector<detail::FiberRef> children_;  // guarded by lock_
+  std::vector<detail::FiberRef> children_ WEFT_GUARDED_BY(lock_);
   std::size_t reported_ = 0;                // children whose failures join() reported
   std::atomic<bool> failed_{false};
 };

@@ -63,7 +63,7 @@ class Semaphore {
   // acquire() takes one permit, waiting while none is available. A yield point.
   void acquire();
   // try_acquire() takes one permit if one is available and nobody waits. Never waits.
-  bool try_acquire();
+  [[nodiscard]] bool try_acquire();
   // try_acquire_until() takes one permit, waiting while none is available
   // until `deadline`; false (no permit taken) when the deadline passed
   // first. A yield point.
@@ -82,7 +82,7 @@ class Semaphore {
   std::size_t waiters() const noexcept { return queue_.waiters(); }
 
  private:
-  std::size_t permits_;              // guarded by queue_.lock(); 0 while anyone waits
+  std::size_t permits_ WEFT_GUARDED_BY(queue_.lock());  // 0 while anyone waits
   mutable detail::SyncQueue queue_;  // last: destroyed first, waking waiters
 };
 

@@ -92,7 +92,7 @@ auto run_timeout(const char* what, std::chrono::nanoseconds d, F&& f)
 // timeout_exit() runs f with a deadline: success(value), success(nullopt) on
 // expiry, or f's failure cause. Throws Interrupted if the caller is interrupted.
 template <class F>
-auto timeout_exit(std::chrono::nanoseconds d, F&& f)
+[[nodiscard]] auto timeout_exit(std::chrono::nanoseconds d, F&& f)
     -> Exit<std::optional<detail::timeout_value_t<F>>> {
   return detail::run_timeout("weft::timeout_exit", d, std::forward<F>(f));
 }

@@ -39,8 +39,10 @@ SyncQueue::~SyncQueue() {
   }
 }
 
+// Not analysed: clang 14 cannot follow `lk`, a guard passed in.
 bool SyncQueue::park_until(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const char* what,
-                           const char* destroyed_message, Deadline deadline, bool interruptible) {
+                           const char* destroyed_message, Deadline deadline,
+                           bool interruptible) WEFT_NO_THREAD_SAFETY_ANALYSIS {
   WaitOptions o;
   o.what = what;
   o.interruptible = interruptible;

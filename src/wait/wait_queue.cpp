@@ -105,8 +105,9 @@ void WaitQueue::unlink(Waiter& w) noexcept {
   w.linked = false;
 }
 
+// Not analysed: clang 14 cannot follow `lk`, a guard passed in.
 WaitStatus WaitQueue::wait(WaitOwner& owner, std::unique_lock<SpinLock>& lk, Waiter& w,
-                           const WaitOptions& opts) {
+                           const WaitOptions& opts) WEFT_NO_THREAD_SAFETY_ANALYSIS {
   const bool interruptible = opts.interruptible && owner.interruptible_now();
   // Before the wait becomes claimable: a claimer's unpark() may run as soon
   // as begin_wait() publishes the word (an interrupter does not take the
@@ -158,9 +159,11 @@ std::size_t WaitQueue::wake_all() noexcept {
   return wake_all_locked(lk);
 }
 
-std::size_t WaitQueue::wake_all_locked(std::unique_lock<SpinLock>& lk) noexcept {
+// Not analysed: clang 14 cannot follow `lk`, a guard passed in.
+std::size_t WaitQueue::wake_all_locked(std::unique_lock<SpinLock>& lk) noexcept
+    WEFT_NO_THREAD_SAFETY_ANALYSIS {
   // Claim under the lock, resume after releasing it. Claimed waiters are
-  // chained through `next` (they are unlinked, so the field is free).
+  // chained through Waiter::chain.
   Waiter* claimed = nullptr;
   std::size_t n = 0;
   while (Waiter* w = claim_one()) {

@@ -262,8 +262,8 @@ class FiberCore : public WaitOwner {
   // interruption
   std::atomic<std::uint32_t> interrupt_flags_{0};
   mutable SpinLock interrupt_lock_;
-  std::vector<FiberId> interruptors_;                   // guarded by interrupt_lock_
-  std::unique_ptr<std::stop_source> stop_source_;       // guarded by interrupt_lock_
+  std::vector<FiberId> interruptors_ WEFT_GUARDED_BY(interrupt_lock_);
+  std::unique_ptr<std::stop_source> stop_source_ WEFT_GUARDED_BY(interrupt_lock_);
   std::vector<std::exception_ptr> finalizer_failures_;  // owner-only
 
   // completion
@@ -273,7 +273,7 @@ class FiberCore : public WaitOwner {
   // children (intrusive list guarded by children_lock_)
   SpinLock children_lock_;
   ListHook<FiberCore> sibling_hook_;
-  IntrusiveList<FiberCore, &FiberCore::sibling_hook_> children_;
+  IntrusiveList<FiberCore, &FiberCore::sibling_hook_> children_ WEFT_GUARDED_BY(children_lock_);
 
   alignas(16) unsigned char context_storage_[kContextStorage];
 };
@@ -338,7 +338,7 @@ class FiberState : public FiberCore {
   std::optional<Value> value_;
   std::optional<Exit<T>> exit_;
   SpinLock take_lock_;
-  bool taken_ = false;
+  bool taken_ WEFT_GUARDED_BY(take_lock_) = false;
 };
 
 // take_move_only_exit() hands the Exit of a move-only result to one awaiter.

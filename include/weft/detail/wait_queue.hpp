@@ -129,11 +129,11 @@ class WaitQueue {
   WaitQueue& operator=(const WaitQueue&) = delete;
 
   // lock() is the queue's (and its primitive's) lock.
-  SpinLock& lock() noexcept { return lock_; }
+  SpinLock& lock() noexcept WEFT_RETURN_CAPABILITY(lock_) { return lock_; }
   // empty() is true when nobody waits (lock held).
-  bool empty() const noexcept { return list_.empty(); }
+  bool empty() const noexcept WEFT_REQUIRES(lock_) { return list_.empty(); }
   // front() is the oldest waiter, still linked (lock held).
-  Waiter* front() const noexcept { return list_.front(); }
+  Waiter* front() const noexcept WEFT_REQUIRES(lock_) { return list_.front(); }
 
   // wait() parks `owner` (the calling fiber or thread) on this queue. `lk`
   // must hold lock(); it is released while parked and NOT re-acquired. On
@@ -141,16 +141,17 @@ class WaitQueue {
   // hands off data; on any other status `w` has been unlinked here and the
   // queue is untouched.
   WaitStatus wait(WaitOwner& owner, std::unique_lock<SpinLock>& lk, Waiter& w,
-                  const WaitOptions& opts = {});
+                  const WaitOptions& opts = {}) WEFT_RELEASE(lock_);
   // wait() without an owner parks current_parker().
-  WaitStatus wait(std::unique_lock<SpinLock>& lk, Waiter& w, const WaitOptions& opts = {}) {
+  WaitStatus wait(std::unique_lock<SpinLock>& lk, Waiter& w, const WaitOptions& opts = {})
+      WEFT_RELEASE(lock_) {
     return wait(current_parker(), lk, w, opts);
   }
 
   // claim_one() pops waiters in FIFO order until one is claimed as woken and
   // returns it (lock held), or nullptr. Fill its payload, release the lock,
   // then call resume(w). Waiters that lost to an interrupt are just dropped.
-  Waiter* claim_one() noexcept;
+  Waiter* claim_one() noexcept WEFT_REQUIRES(lock_);
   // resume() continues a claimed waiter's owner; `w` is dead afterwards.
   static void resume(Waiter* w) noexcept { w->owner->unpark(); }
   // wake_one() claims and resumes one waiter; true if there was one. Takes the lock.
@@ -159,16 +160,16 @@ class WaitQueue {
   std::size_t wake_all() noexcept;
   // wake_all_locked() is wake_all() for a caller that holds the lock; it
   // releases `lk` before resuming.
-  std::size_t wake_all_locked(std::unique_lock<SpinLock>& lk) noexcept;
+  std::size_t wake_all_locked(std::unique_lock<SpinLock>& lk) noexcept WEFT_RELEASE(lock_);
 
   // push_back() links w at the tail (lock held). wait() calls it.
-  void push_back(Waiter& w) noexcept;
+  void push_back(Waiter& w) noexcept WEFT_REQUIRES(lock_);
   // unlink() removes w if linked (lock held).
-  void unlink(Waiter& w) noexcept;
+  void unlink(Waiter& w) noexcept WEFT_REQUIRES(lock_);
 
  private:
   SpinLock lock_;
-  IntrusiveList<Waiter, &Waiter::hook> list_;
+  IntrusiveList<Waiter, &Waiter::hook> list_ WEFT_GUARDED_BY(lock_);
 };
 
 }  // namespace weft::detail
