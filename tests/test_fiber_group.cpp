@@ -25,7 +25,7 @@ WEFT_RUNTIME_TEST_SUITE(FiberGroupTest);
 // interruptor_count() is how many interrupts were requested of f so far.
 template <class T>
 std::size_t interruptor_count(const Fiber<T>& f) {
-  return f.core().interrupt_cause().interruptors().size();
+  return detail::core_of(f).interrupt_cause().interruptors().size();
 }
 
 // HoldOtherWorkers keeps every worker but the caller's busy (spinning, no
@@ -58,7 +58,7 @@ TEST_P(FiberGroupTest, test_fiber_group_member_already_done_is_not_interrupted) 
     Fiber<int> f = fork([] { return 7; });
     EXPECT_EQ(f.join(), 7);
     FiberGroup group;
-    group.add(f.core());
+    group.add(detail::core_of(f));
     group.stop(this_fiber::id());
     EXPECT_EQ(interruptor_count(f), 0u);  // no request for a fiber that ended
     Exit<int> fe = f.await();
@@ -78,7 +78,7 @@ TEST_P(FiberGroupTest, test_fiber_group_unstarted_member_never_runs_body) {
       ++bodies;
     });
     FiberGroup group;
-    group.add(f.core());
+    group.add(detail::core_of(f));
     group.interrupt(this_fiber::id());
     hold.release();
     group.await_masked();
@@ -111,7 +111,7 @@ TEST_P(FiberGroupTest, test_fiber_group_masked_member_finishes_critical_section_
     in_region.wait();
     Fiber<FiberId> stopper = fork([&] {
       FiberGroup group;
-      group.add(member.core());
+      group.add(detail::core_of(member));
       group.stop(this_fiber::id());
       log.add("stop returned");
       return this_fiber::id();
@@ -143,7 +143,7 @@ TEST_P(FiberGroupTest, test_fiber_group_two_groups_record_both_interruptors) {
     in_region.wait();
     auto stop_target = [&] {
       FiberGroup group;
-      group.add(target.core());
+      group.add(detail::core_of(target));
       group.stop(this_fiber::id());
       return this_fiber::id();
     };
@@ -178,7 +178,7 @@ TEST_P(FiberGroupTest, test_fiber_group_interrupted_caller_stays_pending_until_m
     Fiber<void> caller = fork([&] {
       OnExit fin([&] { ++finalizers; });
       FiberGroup group;
-      group.add(member.core());
+      group.add(detail::core_of(member));
       group.stop(this_fiber::id());
       log.add(this_fiber::interrupt_requested() ? "returned, interrupt pending"
                                                 : "returned, nothing pending");
@@ -190,7 +190,7 @@ TEST_P(FiberGroupTest, test_fiber_group_interrupted_caller_stays_pending_until_m
     caller.interrupt_fork();
     // The masked await ignores the request: the caller stays parked.
     EXPECT_FALSE(caller.done());
-    EXPECT_EQ(caller.core().run_state(), detail::RunState::parked);
+    EXPECT_EQ(detail::core_of(caller).run_state(), detail::RunState::parked);
     gate.succeed();
     Exit<void> ce = caller.await();
     ASSERT_TRUE(ce.interrupted());
@@ -221,8 +221,8 @@ TEST_P(FiberGroupTest, test_fiber_group_interrupts_all_before_awaiting_any) {
     wait_parked(a);
     wait_parked(b);
     FiberGroup group;
-    group.add(a.core());
-    group.add(b.core());
+    group.add(detail::core_of(a));
+    group.add(detail::core_of(b));
     group.stop(this_fiber::id());
     EXPECT_TRUE(a.done());
     EXPECT_TRUE(b.done());
@@ -243,8 +243,8 @@ TEST_P(FiberGroupTest, test_fiber_group_vacant_slots_are_skipped) {
     wait_parked(f);
     FiberGroup group(3);
     EXPECT_EQ(group.size(), 3u);
-    f.core().retain();
-    group[1] = detail::FiberRef(&f.core());
+    detail::core_of(f).retain();
+    group[1] = detail::FiberRef(&detail::core_of(f));
     group.stop(this_fiber::id());
     EXPECT_TRUE(f.await().interrupted());
   });
@@ -270,12 +270,12 @@ TEST_P(FiberGroupTest, test_fiber_group_await_masked_until_names_the_straggler) 
     in_region.wait();
     wait_parked(quick);
     FiberGroup group;
-    group.add(masked.core());
-    group.add(quick.core());
+    group.add(detail::core_of(masked));
+    group.add(detail::core_of(quick));
     group.interrupt(this_fiber::id());
     // A deadline already passed: the masked member (first) is still in its region.
     const auto now = std::chrono::steady_clock::now();
-    EXPECT_EQ(group.await_masked_until(now), &masked.core());
+    EXPECT_EQ(group.await_masked_until(now), &detail::core_of(masked));
     gate.succeed();
     EXPECT_EQ(group.await_masked_until(std::chrono::steady_clock::time_point::max()), nullptr);
     EXPECT_TRUE(quick.done());
@@ -298,8 +298,8 @@ TEST_P(FiberGroupTest, test_fiber_group_stop_from_plain_thread) {
   parked.wait();  // a plain thread: blocks
   {
     FiberGroup group;
-    group.add(a.core());
-    group.add(b.core());
+    group.add(detail::core_of(a));
+    group.add(detail::core_of(b));
     group.stop(this_fiber::id());  // awaits from a plain thread (as ~Runtime does)
   }
   EXPECT_TRUE(a.done());

@@ -134,7 +134,7 @@ TEST_P(TimeoutTest, test_timeout_forked_uninterruptible_task_delays_return) {
             log.add("inner done");
           },
           {.name = "inner", .uninterruptible = true});
-      inner.core().await_done_masked();
+      detail::core_of(inner).await_done_masked();
     });
     log.add("timeout returned");
     const bool started = log.index_of("task started") >= 0;

@@ -366,8 +366,8 @@ class Channel {
   // take() pops the oldest item (lock held, not empty) and, if that freed
   // the slot a sender waits for, moves the oldest waiting sender's item in.
   // Not analysed: clang 14 cannot follow `lk`, a guard passed in.
-  T take(std::unique_lock<detail::SpinLock>& lk) noexcept WEFT_RELEASE(queue_.lock())
-      WEFT_NO_THREAD_SAFETY_ANALYSIS {
+  T take(std::unique_lock<detail::SpinLock>& lk) noexcept
+      WEFT_RELEASE(queue_.lock()) WEFT_NO_THREAD_SAFETY_ANALYSIS {
     const bool was_full = buffer_.full();
     T item(buffer_.pop());
     detail::Waiter* w = was_full ? queue_.claim() : nullptr;

@@ -21,6 +21,10 @@
 
 namespace weft {
 
+namespace detail {
+struct FiberAccess;
+}  // namespace detail
+
 // Fiber<T> is a copyable handle sharing ownership of a fiber returning T.
 template <class T>
 class Fiber {
@@ -75,14 +79,16 @@ class Fiber {
   void interrupt_fork() { core().request_interrupt(detail::current_id()); }
   // valid() is false for an empty or moved-from handle.
   bool valid() const noexcept { return static_cast<bool>(ref_); }
-  // core() is the control block (for combinators).
+
+ private:
+  friend struct detail::FiberAccess;
+  // core() is the control block (weft's combinators reach it through
+  // detail::core_of; not part of the public API).
   detail::FiberState<T>& core() const {
     if (!ref_) [[unlikely]]
       throw std::logic_error("weft::Fiber: use of an empty or moved-from fiber handle");
     return static_cast<detail::FiberState<T>&>(*ref_.get());
   }
-
- private:
   Exit<T> take() const {
     if constexpr (std::is_copy_constructible_v<Exit<T>>) {
       return core().exit();
@@ -94,6 +100,20 @@ class Fiber {
 };
 
 namespace detail {
+// FiberAccess opens a Fiber handle's control block to weft's own templates
+// (combinators, the runtime) and tests; users never need it.
+struct FiberAccess {
+  template <class T>
+  static FiberState<T>& core(const Fiber<T>& f) {
+    return f.core();
+  }
+};
+// core_of() is the control block behind `f` (throws for an empty handle).
+template <class T>
+FiberState<T>& core_of(const Fiber<T>& f) {
+  return FiberAccess::core(f);
+}
+
 // make_fiber() allocates the control block for f (not yet started).
 template <class F>
 auto make_fiber(Scheduler& s, FiberCore* parent, const ForkOptions& o, F&& f) {
@@ -137,7 +157,8 @@ template <class T>
 void interrupt_all(std::span<Fiber<T>> fibers) {
   detail::FiberGroup group;
   group.reserve(fibers.size());
-  for (Fiber<T>& f : fibers) group.add(f.core());  // an empty handle throws before any request
+  for (Fiber<T>& f : fibers)
+    group.add(detail::core_of(f));  // an empty handle throws before any request
   group.interrupt(detail::current_id());
   group.await();
 }

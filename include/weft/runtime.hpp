@@ -65,9 +65,9 @@ class Runtime {
     options.name = "main";
     Fiber<R> main{
         detail::FiberRef(detail::make_fiber(*scheduler_, nullptr, options, std::forward<F>(f)))};
-    const int status = run_main(main.core(), signals);
+    const int status = run_main(detail::core_of(main), signals);
     if constexpr (std::is_same_v<R, int>) {
-      if (status == 0) return main.core().exit().value();
+      if (status == 0) return detail::core_of(main).exit().value();
     }
     return status;
   }

@@ -40,7 +40,7 @@ class Scope {
       }
     };
     Fiber<R> child = weft::fork(std::move(body), std::move(options));
-    add(&child.core());
+    add(&detail::core_of(child));
     return child;
   }
   // join() awaits every child; rethrows one failure as is, several as CauseError.
@@ -54,7 +54,7 @@ class Scope {
   detail::FiberCore* owner_;
   detail::SpinLock lock_;
   std::vector<detail::FiberRef> children_ WEFT_GUARDED_BY(lock_);
-  std::size_t reported_ = 0;                // children whose failures join() reported
+  std::size_t reported_ = 0;  // children whose failures join() reported
   std::atomic<bool> failed_{false};
 };
 

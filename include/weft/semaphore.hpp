@@ -83,7 +83,7 @@ class Semaphore {
 
  private:
   std::size_t permits_ WEFT_GUARDED_BY(queue_.lock());  // 0 while anyone waits
-  mutable detail::SyncQueue queue_;  // last: destroyed first, waking waiters
+  mutable detail::SyncQueue queue_;                     // last: destroyed first, waking waiters
 };
 
 // SemaphorePermit owns at most one permit of a Semaphore and releases it when

@@ -72,8 +72,8 @@ auto run_timeout(const char* what, std::chrono::nanoseconds d, F&& f)
   (void)require_scheduler(what);  // std::logic_error outside a fiber, naming the call
   detail::throw_if_interrupted();
   Fiber<R> task = weft::fork(std::forward<F>(f));
-  const TimeoutWait how = await_with_deadline(task.core(), d);
-  Exit<R>& exit = task.core().exit();  // only handle: moving out is safe
+  const TimeoutWait how = await_with_deadline(detail::core_of(task), d);
+  Exit<R>& exit = detail::core_of(task).exit();  // only handle: moving out is safe
   if (!exit.ok()) {
     if (how == TimeoutWait::timed_out && !exit.cause().has_failure())
       return Out::success(std::nullopt);

@@ -61,7 +61,7 @@ class RuntimeTest : public ::testing::TestWithParam<unsigned> {
 // running): the deterministic way to interrupt a fiber that is blocked.
 template <class T>
 void wait_parked(const Fiber<T>& f) {
-  while (f.core().run_state() != detail::RunState::parked && !f.done())
+  while (detail::core_of(f).run_state() != detail::RunState::parked && !f.done())
     this_fiber::yield();
 }
 

@@ -118,7 +118,7 @@ value_t<R> value_of(Contest& c, std::size_t slot) {
 // ref_of() is a new reference to f's control block.
 template <class R>
 FiberRef ref_of(const Fiber<R>& f) {
-  FiberCore& core = f.core();
+  FiberCore& core = detail::core_of(f);
   core.retain();
   return FiberRef(&core);
 }

@@ -14,9 +14,9 @@
 #include <weft/detail/thread_annotations.hpp>
 
 #include <atomic>
-#include <thread>
 #include <mutex>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #if defined(__x86_64__) || defined(__i386__)
