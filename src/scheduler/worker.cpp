@@ -24,6 +24,7 @@
 #include "scheduler/scheduler.hpp"
 
 #include "fiber/fiber_context.hpp"
+#include "fiber/run_state.hpp"
 #include "scheduler/futex.hpp"
 #include "wait/thread_parker.hpp"
 
