@@ -149,7 +149,7 @@ class FiberCore : public WaitOwner {
   // yield() switches to the worker, which requeues this fiber (owner-only).
   void yield() noexcept { suspend(SwitchAction::yield); }
 
-  // --- the run state (src/fiber/run_state.cpp: the only writer) -------------
+  // --- the run state (src/fiber/run_state.{hpp,cpp}: the only writers) ------
   // run_state() is a snapshot, for dumps, diagnostics and tests (acquire:
   // a `parked` read sees what the fiber did before parking).
   RunState run_state() const noexcept { return run_state_.load(std::memory_order_acquire); }
