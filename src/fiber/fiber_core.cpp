@@ -122,21 +122,23 @@ void FiberCore::remove_child(FiberCore* child) noexcept {
 
 void FiberCore::children_snapshot(std::vector<FiberRef>& out, bool live_only) {
   const std::size_t base = out.size();
-  std::size_t room = 0;
   for (;;) {
-    out.reserve(base + room);
+    std::size_t need;
     {
       std::lock_guard lk(children_lock_);
-      if (children_.size() <= room) {
+      need = children_.size();
+      // Fits the capacity already there (always, for a fiber without
+      // children: the common end of a fiber costs the lock and no call).
+      if (need <= out.capacity() - base) {
         for (FiberCore* c = children_.front(); c != nullptr; c = children_.next(*c)) {
           if (live_only && c->done()) continue;
           c->retain();
-          out.emplace_back(c);  // within the reserved capacity: no allocation
+          out.emplace_back(c);  // within the capacity: no allocation
         }
         return;
       }
-      room = children_.size() + children_.size() / 2;  // read under the lock; grow outside it
     }
+    out.reserve(base + need + need / 2);  // grow outside the lock, then re-check
   }
 }
 
