@@ -3,7 +3,7 @@
 //   - park/wake round trip: two fibers hand a turn back and forth through
 //     Semaphore(0) (the thinnest primitive over detail::WaitQueue): per
 //     iteration, two parks, two wakes and the switches between them;
-//   - wake_one on an empty queue (the lock and the claim loop);
+//   - a claim on an empty SyncQueue (the lock and the claim loop);
 //   - this_fiber::check_interrupt() with nothing pending (a load and a branch);
 //   - this_fiber::yield() alone, the reference for "one trip through the
 //     scheduler".
@@ -42,13 +42,16 @@ void BM_park_wake_round_trip(benchmark::State& state) {
 }
 BENCHMARK(BM_park_wake_round_trip);
 
-void BM_wake_one_empty_queue(benchmark::State& state) {
+void BM_claim_empty_queue(benchmark::State& state) {
   in_fiber(state, [](benchmark::State& s) {
-    detail::WaitQueue q;
-    for (auto _ : s) benchmark::DoNotOptimize(q.wake_one());
+    detail::SyncQueue q;
+    for (auto _ : s) {
+      std::unique_lock lk(q.lock());
+      benchmark::DoNotOptimize(q.claim());
+    }
   });
 }
-BENCHMARK(BM_wake_one_empty_queue);
+BENCHMARK(BM_claim_empty_queue);
 
 void BM_check_interrupt_nothing_pending(benchmark::State& state) {
   in_fiber(state, [](benchmark::State& s) {

@@ -18,10 +18,11 @@ namespace weft::detail {
 FiberCore* Worker::next_shuffled() {
   fire_timers();
   const std::uint64_t r = xorshift(rng_);
-  const unsigned first = static_cast<unsigned>(r % 5);
-  for (unsigned i = 0; i < 5; ++i) {
+  constexpr unsigned kSources = 5;  // the cases below
+  const unsigned first = static_cast<unsigned>(r % kSources);
+  for (unsigned i = 0; i < kSources; ++i) {
     FiberCore* f = nullptr;
-    switch ((first + i) % 5) {
+    switch ((first + i) % kSources) {
       case 0:
         f = lifo_slot_.exchange(nullptr, std::memory_order_acq_rel);
         break;
@@ -47,7 +48,8 @@ void Worker::drive(Scheduler& s) {
   constexpr auto kStep = std::chrono::microseconds(1);
   for (auto& w : s.workers_) context_init_thread(w->sched_ctx_);
   install_overflow_handler_for_thread();
-  pthread_setname_np(pthread_self(), (s.options().name.substr(0, 10) + "/det").c_str());
+  pthread_setname_np(pthread_self(),
+                     (s.options().name.substr(0, kThreadNamePrefix) + "/det").c_str());
   const unsigned n = s.worker_count();
   for (;;) {
     // Draw from the seed only when there is work: the idle loop's count of

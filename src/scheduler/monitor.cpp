@@ -15,7 +15,7 @@ namespace weft::detail {
 void Monitor::start() {
   if (interval_.count() <= 0) return;
   thread_ = std::thread([this] { run(); });
-  std::string name = sched_.options().name.substr(0, 10) + "/mon";
+  std::string name = sched_.options().name.substr(0, kThreadNamePrefix) + "/mon";
   pthread_setname_np(thread_.native_handle(), name.c_str());
 }
 

@@ -29,7 +29,7 @@ StackPoolOptions pool_options(const RuntimeOptions& o) {
 Scheduler::Scheduler(const RuntimeOptions& options)
     : options_(resolve(options)),
       stacks_(pool_options(options_)),
-      driver_rng_((options_.seed * 0xD1B54A32D192ED03ull + 0x8BB84B93962EACC9ull) | 1),
+      driver_rng_((options_.seed * kDriverSeedMul + kDriverSeedAdd) | 1),
       virtual_ticks_(Clock::now().time_since_epoch().count()),
       monitor_(*this, options_.monitor_interval) {
   workers_.reserve(options_.workers);

@@ -22,6 +22,18 @@
 
 namespace weft::detail {
 
+// Seeds: each worker's victim generator and the deterministic driver's are
+// derived from RuntimeOptions::seed by multiplying with odd 64-bit
+// constants (2^64 / the golden ratio, and SplitMix64's mixing constants:
+// Steele, Lea and Flood, "Fast splittable pseudorandom number generators",
+// OOPSLA 2014), so that seeds 0, 1, 2... give unrelated streams.
+inline constexpr std::uint64_t kWorkerSeedMul = 0x9E3779B97F4A7C15ull;
+inline constexpr std::uint64_t kDriverSeedMul = 0xD1B54A32D192ED03ull;
+inline constexpr std::uint64_t kDriverSeedAdd = 0x8BB84B93962EACC9ull;
+// kThreadNamePrefix: characters of RuntimeOptions::name kept in a thread's
+// name; Linux allows 15, and the suffix ("/det", "/mon", "/12") the rest.
+inline constexpr std::size_t kThreadNamePrefix = 10;
+
 class Scheduler;
 
 // Worker is one OS thread running fibers.

@@ -80,11 +80,12 @@ Worker::Worker(Scheduler& s, unsigned index, std::uint64_t seed)
     : sched_(s),
       index_(index),
       seen_seq_(s.options().workers, 0),
-      rng_(seed * 0x9E3779B97F4A7C15ull + index + 1) {}
+      rng_(seed * kWorkerSeedMul + index + 1) {}
 
 void Worker::start() {
   thread_ = std::thread([this] { run(); });
-  std::string name = sched_.options().name.substr(0, 10) + "/" + std::to_string(index_);
+  std::string name =
+      sched_.options().name.substr(0, kThreadNamePrefix) + "/" + std::to_string(index_);
   pthread_setname_np(thread_.native_handle(), name.c_str());
 }
 
@@ -93,7 +94,9 @@ void Worker::join() {
 }
 
 void Worker::push_local(FiberCore* f) {
-  if (sched_.deterministic() && (xorshift(rng_) & 3) == 0) {
+  // Replay: one push in kReplayDequeOneIn goes behind the older work.
+  constexpr std::uint64_t kReplayDequeOneIn = 4;  // a power of two
+  if (sched_.deterministic() && (xorshift(rng_) & (kReplayDequeOneIn - 1)) == 0) {
     deque_.push(f);  // replay: sometimes behind the older work, not next
     return;
   }

@@ -145,39 +145,4 @@ Waiter* WaitQueue::claim_one() noexcept {
   return nullptr;
 }
 
-bool WaitQueue::wake_one() noexcept {
-  std::unique_lock lk(lock_);
-  Waiter* w = claim_one();
-  lk.unlock();
-  if (w == nullptr) return false;
-  resume(w);
-  return true;
-}
-
-std::size_t WaitQueue::wake_all() noexcept {
-  std::unique_lock lk(lock_);
-  return wake_all_locked(lk);
-}
-
-// Not analysed: clang 14 cannot follow `lk`, a guard passed in.
-std::size_t WaitQueue::wake_all_locked(std::unique_lock<SpinLock>& lk) noexcept
-    WEFT_NO_THREAD_SAFETY_ANALYSIS {
-  // Claim under the lock, resume after releasing it. Claimed waiters are
-  // chained through Waiter::chain.
-  Waiter* claimed = nullptr;
-  std::size_t n = 0;
-  while (Waiter* w = claim_one()) {
-    w->chain = claimed;
-    claimed = w;
-    ++n;
-  }
-  lk.unlock();
-  while (claimed != nullptr) {
-    Waiter* w = claimed;
-    claimed = w->chain;  // read before resume(): w dies with its owner's frame
-    resume(w);
-  }
-  return n;
-}
-
 }  // namespace weft::detail

@@ -154,13 +154,6 @@ class WaitQueue {
   Waiter* claim_one() noexcept WEFT_REQUIRES(lock_);
   // resume() continues a claimed waiter's owner; `w` is dead afterwards.
   static void resume(Waiter* w) noexcept { w->owner->unpark(); }
-  // wake_one() claims and resumes one waiter; true if there was one. Takes the lock.
-  bool wake_one() noexcept;
-  // wake_all() claims and resumes every waiter; returns how many. Takes the lock.
-  std::size_t wake_all() noexcept;
-  // wake_all_locked() is wake_all() for a caller that holds the lock; it
-  // releases `lk` before resuming.
-  std::size_t wake_all_locked(std::unique_lock<SpinLock>& lk) noexcept WEFT_RELEASE(lock_);
 
   // push_back() links w at the tail (lock held). wait() calls it.
   void push_back(Waiter& w) noexcept WEFT_REQUIRES(lock_);
