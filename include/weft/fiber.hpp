@@ -44,6 +44,9 @@ class Fiber {
     return take();
   }
   // await() waits for the end (finalizers and children included) and returns the Exit.
+  // An interruptible yield point, even when the fiber already ended: a
+  // pending interrupt of the caller is thrown first (as Go's and Effect's
+  // joins, and every weft primitive, do). join() and interrupt() too.
   [[nodiscard("join() rethrows instead")]] Exit<T> await() {
     core().await_done();
     return take();
