@@ -247,8 +247,10 @@ bool FiberCore::await_done_until(std::chrono::steady_clock::time_point deadline)
 }
 
 void FiberCore::await_done_masked() noexcept {
-  while (!await_done_masked_until(std::chrono::steady_clock::time_point::max())) {
-  }
+  // Masked and without a deadline, the wait ends only at the end.
+  [[maybe_unused]] const bool ended =
+      await_done_masked_until(std::chrono::steady_clock::time_point::max());
+  WEFT_ASSERT(ended, "masked await of fiber {} woke before its end", id_);
 }
 
 bool FiberCore::await_done_masked_until(std::chrono::steady_clock::time_point deadline) noexcept {

@@ -136,8 +136,7 @@ class FiberCore : public WaitOwner {
   // Always inlined: every frame between a throw and its catch costs the
   // unwinder a lookup and a CFI walk in both phases (docs/performance.md).
   [[noreturn, gnu::always_inline]] void throw_interrupted() {
-    interrupt_flags_.fetch_or(kDelivered, std::memory_order_relaxed);
-    throw Interrupted(interrupt_cause());
+    throw Interrupted(FiberCore::take_interrupt_cause());  // not virtual: we know the type
   }
   // mask state, used by the Uninterruptible/Interruptible guards.
   bool mask_status() const noexcept { return interruptible_; }
