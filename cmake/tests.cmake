@@ -8,6 +8,8 @@ list(FILTER weft_test_support_sources EXCLUDE REGEX "/rss_budget\\.cpp$")
 if(weft_test_support_sources)
   add_library(weft_test_support STATIC ${weft_test_support_sources})
   target_include_directories(weft_test_support PUBLIC "${PROJECT_SOURCE_DIR}/tests")
+  # The fixtures read a fiber's run state, which is src-private.
+  target_include_directories(weft_test_support PRIVATE "${PROJECT_SOURCE_DIR}/src")
   target_link_libraries(weft_test_support PUBLIC weft GTest::gtest GTest::gmock)
   weft_target_warnings(weft_test_support)
 else()

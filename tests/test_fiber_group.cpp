@@ -3,6 +3,7 @@
 // deferreds and masks, never with sleeps.
 #include <weft/detail/fiber_group.hpp>
 
+#include "fiber/fiber_control.hpp"
 #include "support/weft_test.hpp"
 
 #include <atomic>
@@ -25,7 +26,7 @@ WEFT_RUNTIME_TEST_SUITE(FiberGroupTest);
 // interruptor_count() is how many interrupts were requested of f so far.
 template <class T>
 std::size_t interruptor_count(const Fiber<T>& f) {
-  return detail::core_of(f).interrupt_cause().interruptors().size();
+  return detail::control(detail::core_of(f)).interrupt_cause().interruptors().size();
 }
 
 // HoldOtherWorkers keeps every worker but the caller's busy (spinning, no
@@ -190,7 +191,7 @@ TEST_P(FiberGroupTest, test_fiber_group_interrupted_caller_stays_pending_until_m
     caller.interrupt_fork();
     // The masked await ignores the request: the caller stays parked.
     EXPECT_FALSE(caller.done());
-    EXPECT_EQ(detail::core_of(caller).run_state(), detail::RunState::parked);
+    EXPECT_TRUE(test::parked(detail::core_of(caller)));
     gate.succeed();
     Exit<void> ce = caller.await();
     ASSERT_TRUE(ce.interrupted());

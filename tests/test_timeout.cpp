@@ -17,9 +17,9 @@ namespace weft {
 namespace {
 
 using namespace std::chrono_literals;
+using test::contains;
 using test::EventLog;
 using test::RuntimeTest;
-using test::contains;
 using test::yield_until;
 using Clock = std::chrono::steady_clock;
 
@@ -134,7 +134,7 @@ TEST_P(TimeoutTest, test_timeout_forked_uninterruptible_task_delays_return) {
             log.add("inner done");
           },
           {.name = "inner", .uninterruptible = true});
-      detail::core_of(inner).await_done_masked();
+      detail::control(detail::core_of(inner)).await_done_masked();
     });
     log.add("timeout returned");
     const bool started = log.index_of("task started") >= 0;

@@ -135,7 +135,8 @@ auto fork(F&& f, ForkOptions options = {}) -> Fiber<std::invoke_result_t<std::de
   detail::FiberCore* parent = detail::current_fiber();
   if (parent == nullptr)
     throw std::logic_error("weft::fork called outside any fiber; use Runtime::spawn");
-  auto* core = detail::make_fiber(parent->scheduler(), parent, options, std::forward<F>(f));
+  auto* core =
+      detail::make_fiber(detail::scheduler_of(*parent), parent, options, std::forward<F>(f));
   Fiber<R> handle{detail::FiberRef(core)};
   detail::start_fiber(core, /*root=*/false);
   return handle;

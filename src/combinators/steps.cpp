@@ -4,6 +4,8 @@
 #include <weft/detail/fiber_core.hpp>
 #include <weft/this_fiber.hpp>
 
+#include "fiber/fiber_control.hpp"
+
 namespace weft::detail {
 
 bool StepGate::may_start() noexcept {
@@ -20,7 +22,7 @@ bool StepGate::may_start() noexcept {
 
 Exit<void> steps_interrupted() {
   FiberCore* self = current_fiber();
-  Cause cause = self != nullptr ? self->interrupt_cause() : Cause();
+  Cause cause = self != nullptr ? control(*self).interrupt_cause() : Cause();
   if (cause.empty()) cause = Cause::interrupt(current_id());
   return Exit<void>::failure(std::move(cause));
 }

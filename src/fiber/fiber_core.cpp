@@ -1,10 +1,11 @@
-// FiberCore: a fiber's life, interruption requests and delivery, supervision.
-// The state machine is in docs/internals.md.
+// A fiber's life, interruption requests and delivery, supervision: the
+// narrow handle (FiberCore) and its private part (FiberControl). The state
+// machine is in docs/internals.md.
 #include <weft/detail/fiber_core.hpp>
 #include <weft/detail/fiber_group.hpp>
 #include <weft/fiber.hpp>
 
-#include "fiber/fiber_context.hpp"
+#include "fiber/fiber_control.hpp"
 #include "scheduler/scheduler.hpp"
 
 #include <fmt/format.h>
@@ -25,7 +26,13 @@ void count_object([[maybe_unused]] int d) noexcept {
 }
 }  // namespace
 
-std::atomic<bool> FiberCore::kNoPreempt{false};
+namespace {
+std::atomic<bool> g_no_preempt{false};  // a flag never set: before the first run
+}  // namespace
+
+static_assert(sizeof(FiberControl) <= FiberCore::kControlStorage,
+              "raise FiberCore::kControlStorage");
+static_assert(alignof(FiberControl) <= 16);
 
 std::int64_t live_fiber_objects() noexcept {
 #ifdef WEFT_DEBUG_ASSERTS
@@ -47,7 +54,7 @@ FiberId current_id() noexcept {
 
 Scheduler* current_scheduler() noexcept {
   FiberCore* f = current_fiber();
-  return f != nullptr ? &f->scheduler() : nullptr;
+  return f != nullptr ? &control(*f).scheduler() : nullptr;
 }
 
 Scheduler& require_scheduler(const char* what) {
@@ -66,39 +73,49 @@ void check_stack_size(std::size_t size, const char* what) {
                                             size, StackPool::kMaxStackSize));
 }
 
+Scheduler& scheduler_of(const FiberCore& f) noexcept {
+  return control(const_cast<FiberCore&>(f)).scheduler();
+}
+
 FiberCore::FiberCore(Scheduler& scheduler, FiberCore* parent, const ForkOptions& options)
-    : id_(new_fiber_id()),
-      scheduler_(&scheduler),
-      parent_(parent),
-      name_(options.name),
-      stack_size_(options.stack_size != 0 ? options.stack_size : scheduler.default_stack_size()),
-      forked_uninterruptible_(options.uninterruptible),
-      interruptible_(!options.uninterruptible) {
-  new (context_storage_) FiberContext();
+    : id_(new_fiber_id()), preempt_(&g_no_preempt) {
+  new (control_) FiberControl(*this, scheduler, parent, options);
   count_object(1);
 }
 
 FiberCore::~FiberCore() {
-  fiber_context(*this).~FiberContext();
+  control(*this).~FiberControl();
   count_object(-1);
 }
 
 void FiberCore::release() noexcept {
   // acq_rel: the last owner sees every write made through other references.
+  // Out of line: inlined, the destructor call bloats every handle's copy.
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
 }
+
+FiberControl::FiberControl(FiberCore& core, Scheduler& scheduler, FiberCore* parent,
+                           const ForkOptions& options)
+    : core_(core),
+      scheduler_(&scheduler),
+      parent_(parent != nullptr ? &control(*parent) : nullptr),
+      name_(options.name),
+      stack_size_(options.stack_size != 0 ? options.stack_size : scheduler.default_stack_size()),
+      forked_uninterruptible_(options.uninterruptible),
+      interruptible_(!options.uninterruptible) {}
 
 // ---------------------------------------------------------------------------
 // Starting
 
-void start_fiber(FiberCore* f, bool root) {
+void start_fiber(FiberCore* fiber, bool root) {
+  FiberControl* f = &control(*fiber);
   Scheduler& s = f->scheduler();
-  f->retain();  // the runtime's reference, dropped by the worker at the end
+  fiber->retain();  // the runtime's reference, dropped by the worker at the end
   if (root) {
     s.register_root(f);
     if (!s.accepting()) f->request_interrupt(current_id());
   } else {
-    f->parent()->retain();  // released when the child has unlinked itself
+    f->parent()->core().retain();  // released when the child has unlinked itself
     f->parent()->add_child(f);
   }
   if (Worker* w = s.current_worker()) {
@@ -110,17 +127,17 @@ void start_fiber(FiberCore* f, bool root) {
   }
 }
 
-void FiberCore::add_child(FiberCore* child) noexcept {
+void FiberControl::add_child(FiberControl* child) noexcept {
   std::lock_guard lk(children_lock_);
   children_.push_front(*child);
 }
 
-void FiberCore::remove_child(FiberCore* child) noexcept {
+void FiberControl::remove_child(FiberControl* child) noexcept {
   std::lock_guard lk(children_lock_);
   children_.remove(*child);
 }
 
-void FiberCore::children_snapshot(std::vector<FiberRef>& out, bool live_only) {
+void FiberControl::children_snapshot(std::vector<FiberRef>& out, bool live_only) {
   const std::size_t base = out.size();
   for (;;) {
     std::size_t need;
@@ -130,10 +147,10 @@ void FiberCore::children_snapshot(std::vector<FiberRef>& out, bool live_only) {
       // Fits the capacity already there (always, for a fiber without
       // children: the common end of a fiber costs the lock and no call).
       if (need <= out.capacity() - base) {
-        for (FiberCore* c = children_.front(); c != nullptr; c = children_.next(*c)) {
-          if (live_only && c->done()) continue;
-          c->retain();
-          out.emplace_back(c);  // within the capacity: no allocation
+        for (FiberControl* c = children_.front(); c != nullptr; c = children_.next(*c)) {
+          if (live_only && c->core().done()) continue;
+          c->core().retain();
+          out.emplace_back(&c->core());  // within the capacity: no allocation
         }
         return;
       }
@@ -145,15 +162,15 @@ void FiberCore::children_snapshot(std::vector<FiberRef>& out, bool live_only) {
 // ---------------------------------------------------------------------------
 // Running and ending (owner, on its own stack)
 
-void FiberCore::run_on_own_stack() noexcept {
+void FiberControl::run_on_own_stack() noexcept {
   live_and_end();
   // Nothing with a destructor may live in this frame: context_exit never
   // returns. worker_ is re-read: the fiber may have migrated while ending.
   switch_action_ = SwitchAction::exit;
-  context_exit(fiber_context(*this).ctx, worker_->sched_context());
+  context_exit(context_.ctx, worker_->sched_context());
 }
 
-void FiberCore::live_and_end() noexcept {
+void FiberControl::live_and_end() noexcept {
   started_ = true;
   Cause cause = run_and_catch();
   // DESIGN 3.5: the end of the body is an interruptible boundary.
@@ -163,35 +180,34 @@ void FiberCore::live_and_end() noexcept {
   publish(cause);
 }
 
-Cause FiberCore::run_and_catch() noexcept {
+Cause FiberControl::run_and_catch() noexcept {
   Cause cause;
   try {
-    run_body();
+    core_.run_body();
   } catch (const Interrupted& e) {
     cause = interrupt_pending() ? interrupt_cause() : e.cause();
   } catch (...) {
     cause = Cause::fail(std::current_exception());
-    if ((interrupt_flags_.load(std::memory_order_relaxed) & kDelivered) != 0)
-      cause = Cause::sequential(interrupt_cause(), std::move(cause));
+    if (interrupting()) cause = Cause::sequential(interrupt_cause(), std::move(cause));
   }
   // The callable's captures are finalizers too; they run masked.
   interruptible_ = false;
-  destroy_callable();
+  core_.destroy_callable();
   return cause;
 }
 
-Cause FiberCore::with_finalizer_failures(Cause cause) noexcept {
+Cause FiberControl::with_finalizer_failures(Cause cause) noexcept {
   for (auto& e : finalizer_failures_)
     cause = Cause::sequential(std::move(cause), Cause::fail(e, "in finalizer"));
   finalizer_failures_.clear();
   return cause;
 }
 
-void FiberCore::add_finalizer_failure(std::exception_ptr e) {
+void FiberControl::add_finalizer_failure(std::exception_ptr e) {
   finalizer_failures_.push_back(std::move(e));
 }
 
-void FiberCore::end_children() noexcept {
+void FiberControl::end_children() noexcept {
   // DESIGN 3.5: interrupt the live fork children (attributed to us), await
   // them; again until none is left, in case one was added meanwhile.
   interruptible_ = false;
@@ -200,28 +216,28 @@ void FiberCore::end_children() noexcept {
     children_snapshot(live, /*live_only=*/true);
     FiberGroup children(std::move(live));
     if (children.empty()) return;
-    children.stop(id_);
+    children.stop(id());
   }
 }
 
-void FiberCore::publish(const Cause& cause) noexcept {
-  store_exit(cause);
+void FiberControl::publish(const Cause& cause) noexcept {
+  core_.store_exit(cause);
   {
     std::unique_lock lk(joiners_.lock());
-    done_.store(true, std::memory_order_release);
+    core_.done_.store(true, std::memory_order_release);
     joiners_.wake_all(lk, [](Waiter*) {});
   }
   if (parent_ != nullptr) {
-    FiberCore* parent = parent_;
+    FiberControl* parent = parent_;
     parent->remove_child(this);
-    parent->release();
+    parent->core().release();
   } else {
     scheduler_->unregister_root(this);
   }
 }
 
-void FiberCore::complete_unstarted() noexcept {
-  destroy_callable();
+void FiberControl::complete_unstarted() noexcept {
+  core_.destroy_callable();
   publish(interrupt_cause());
 }
 
@@ -243,37 +259,40 @@ bool FiberCore::await_done_until(std::chrono::steady_clock::time_point deadline)
     // (Deferred::await, Channel::receive...) and Go's and Effect's joins.
     self->throw_if_interrupted();
   }
-  return wait_end(deadline, /*interruptible=*/true);
+  return control(*this).wait_end(deadline, /*interruptible=*/true);
 }
 
-void FiberCore::await_done_masked() noexcept {
+void FiberControl::await_done_masked() noexcept {
   // Masked and without a deadline, the wait ends only at the end.
   [[maybe_unused]] const bool ended =
       await_done_masked_until(std::chrono::steady_clock::time_point::max());
-  WEFT_ASSERT(ended, "masked await of fiber {} woke before its end", id_);
+  WEFT_ASSERT(ended, "masked await of fiber {} woke before its end", id());
 }
 
-bool FiberCore::await_done_masked_until(std::chrono::steady_clock::time_point deadline) noexcept {
+bool FiberControl::await_done_masked_until(
+    std::chrono::steady_clock::time_point deadline) noexcept {
   return wait_end(deadline, /*interruptible=*/false);
 }
 
-bool FiberCore::wait_end(std::chrono::steady_clock::time_point deadline, bool interruptible) {
-  if (done()) return true;
+bool FiberControl::wait_end(std::chrono::steady_clock::time_point deadline, bool interruptible) {
+  if (core_.done()) return true;
   std::unique_lock lk(joiners_.lock());
-  if (done_.load(std::memory_order_acquire)) return true;
+  if (core_.done()) return true;
   WaitSlot slot;
   // A fiber's control block outlives its joiners (each holds a reference),
   // so the queue is never destroyed under them.
   const bool woken =
       joiners_.park_until(lk, slot, interruptible ? "await" : "await (masked)",
                           "weft: fiber destroyed while awaited", deadline, interruptible);
-  return woken || done();
+  return woken || core_.done();
 }
 
 // ---------------------------------------------------------------------------
 // Interruption
 
-void FiberCore::request_interrupt(FiberId by) {
+void FiberCore::request_interrupt(FiberId by) { control(*this).request_interrupt(by); }
+
+void FiberControl::request_interrupt(FiberId by) {
   std::stop_source* stop = nullptr;
   {
     std::lock_guard lk(interrupt_lock_);
@@ -281,19 +300,19 @@ void FiberCore::request_interrupt(FiberId by) {
     stop = stop_source_.get();
   }
   // seq_cst: pairs with the owner's seq_cst begin_wait() + flag read (Dekker).
-  interrupt_flags_.fetch_or(kPending, std::memory_order_seq_cst);
+  core_.interrupt_flags_.fetch_or(FiberCore::kPending, std::memory_order_seq_cst);
   if (try_claim_interrupted()) unpark();
   if (stop != nullptr) stop->request_stop();
 }
 
-Cause FiberCore::interrupt_cause() const {
+Cause FiberControl::interrupt_cause() const {
   std::lock_guard lk(interrupt_lock_);
   Cause c;
   for (FiberId by : interruptors_) c = Cause::parallel(std::move(c), Cause::interrupt(by));
   return c;
 }
 
-std::stop_token FiberCore::stop_token() {
+std::stop_token FiberControl::stop_token() {
   std::lock_guard lk(interrupt_lock_);
   if (!stop_source_) {
     stop_source_ = std::make_unique<std::stop_source>();
@@ -302,30 +321,34 @@ std::stop_token FiberCore::stop_token() {
   return stop_source_->get_token();
 }
 
-bool FiberCore::interruptible_now() const noexcept {
+bool FiberControl::interruptible_now() const noexcept {
   // DESIGN 3.4: never throw while an exception is in flight or being handled.
   return interruptible_ && std::uncaught_exceptions() == 0 && !std::current_exception();
 }
 
-void FiberCore::deliver_interrupt() {
+void FiberCore::deliver_interrupt() { control(*this).deliver_interrupt(); }
+
+void FiberControl::deliver_interrupt() {
   if (!interruptible_now()) return;
   throw_interrupted();
 }
 
-void FiberCore::check_interrupt_slow() {
+void FiberCore::check_interrupt_slow() { control(*this).check_interrupt_slow(); }
+
+void FiberControl::check_interrupt_slow() {
   // A preemption request: this fiber's worker has run it for a monitor
   // interval while other work waited. Yield once (not an interruption: masks
   // do not apply), then deliver as every yield point does. A request meant
   // for the worker's previous fiber costs this one a spurious yield at most.
-  if (preempt_->exchange(false, std::memory_order_relaxed)) {
-    throw_if_interrupted();
+  if (core_.preempt_->exchange(false, std::memory_order_relaxed)) {
+    core_.throw_if_interrupted();
     suspend(SwitchAction::yield);
   }
-  throw_if_interrupted();
+  core_.throw_if_interrupted();
 }
 
 void interrupt_self_and_check(FiberCore& self) {
-  if (self.interruptible_now()) self.throw_if_interrupted();
+  if (control(self).interruptible_now()) self.throw_if_interrupted();
   throw std::logic_error(fmt::format(
       "weft: fiber {} called interrupt() on itself inside an uninterruptible region; it would "
       "wait for itself forever (use weft::interrupt() to record a self-interrupt)",

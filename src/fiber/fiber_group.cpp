@@ -1,5 +1,6 @@
 // FiberGroup: "interrupt all, then await all masked", in one place.
 #include <weft/detail/fiber_group.hpp>
+#include "fiber/fiber_control.hpp"
 
 namespace weft::detail {
 
@@ -11,13 +12,13 @@ void FiberGroup::interrupt(FiberId by) const {
 
 void FiberGroup::await_masked() const noexcept {
   for (const FiberRef& m : members_)
-    if (m) m->await_done_masked();
+    if (m) control(*m).await_done_masked();
 }
 
 FiberCore* FiberGroup::await_masked_until(
     std::chrono::steady_clock::time_point deadline) const noexcept {
   for (const FiberRef& m : members_)
-    if (m && !m->await_done_masked_until(deadline)) return m.get();
+    if (m && !control(*m).await_done_masked_until(deadline)) return m.get();
   return nullptr;
 }
 

@@ -1,10 +1,9 @@
-// A fiber's run state: the one place that writes FiberCore::run_state_.
+// A fiber's run state: the one place that writes FiberControl::run_state_.
 // Every transition, who makes it and the atomic that orders it are in
 // docs/internals.md ("Fiber states"); the worker and the wait module call
 // these and never touch the state themselves.
-#include <weft/detail/fiber_core.hpp>
+#include "fiber/fiber_control.hpp"
 
-#include "fiber/fiber_context.hpp"
 #include "fiber/run_state.hpp"
 #include "scheduler/scheduler.hpp"
 
@@ -15,16 +14,16 @@ namespace weft::detail {
 
 // --- owner side ----------------------------------------------------------------
 
-void FiberCore::suspend(SwitchAction action) noexcept {
+void FiberControl::suspend(SwitchAction action) noexcept {
   switch_action_ = action;
-  context_switch(fiber_context(*this).ctx, worker_->sched_context());
+  context_switch(context_.ctx, worker_->sched_context());
 }
 
-void FiberCore::prepare_park() noexcept {
+void FiberControl::prepare_park() noexcept {
   run_state_.store(RunState::parking, std::memory_order_relaxed);
 }
 
-void FiberCore::cancel_park() noexcept {
+void FiberControl::cancel_park() noexcept {
   run_state_.store(RunState::running, std::memory_order_relaxed);
 }
 
@@ -34,7 +33,7 @@ namespace {
 // timed_out and unparks the fiber.
 struct WaitTimer {
   TimerEntry entry;
-  FiberCore* fiber;
+  FiberControl* fiber;
   std::uint64_t epoch;
 };
 
@@ -45,8 +44,8 @@ void fire_wait_timer(TimerEntry* e) {
 
 }  // namespace
 
-void FiberCore::park(std::optional<std::chrono::steady_clock::time_point> deadline,
-                     const char* what, std::uint64_t epoch) noexcept {
+void FiberControl::park(std::optional<std::chrono::steady_clock::time_point> deadline,
+                        const char* what, std::uint64_t epoch) noexcept {
   if (!deadline) {  // the common case: no timer to build (kernel_yield_pingpong)
     set_blocked_on(what);
     suspend(SwitchAction::park);
@@ -69,7 +68,7 @@ void FiberCore::park(std::optional<std::chrono::steady_clock::time_point> deadli
 
 // --- waker side ----------------------------------------------------------------
 
-void FiberCore::unpark() noexcept {
+void FiberControl::unpark() noexcept {
   RunState s = run_state_.load(std::memory_order_acquire);
   for (;;) {
     if (s == RunState::parking) {
@@ -77,7 +76,7 @@ void FiberCore::unpark() noexcept {
       if (run_state_.compare_exchange_weak(s, RunState::notified, std::memory_order_acq_rel))
         return;
     } else {
-      WEFT_ASSERT(s == RunState::parked, "unpark of fiber {} in state {}", id_,
+      WEFT_ASSERT(s == RunState::parked, "unpark of fiber {} in state {}", id(),
                   static_cast<int>(s));
       if (run_state_.compare_exchange_weak(s, RunState::runnable, std::memory_order_acq_rel)) {
         scheduler_->schedule(this);

@@ -1,9 +1,9 @@
 // The worker-side half of a fiber's run state (the rest is in
-// run_state.cpp; together they are the only writers of run_state_). Inline:
+// run_state.cpp; together they are the only writers of FiberControl::run_state_). Inline:
 // the worker calls begin_run() and on_switched_out() at every switch.
 #pragma once
 
-#include <weft/detail/fiber_core.hpp>
+#include "fiber/fiber_control.hpp"
 
 #include <utility>
 
@@ -11,9 +11,9 @@ namespace weft::detail {
 
 // --- worker side -------------------------------------------------------------
 
-inline RunStart FiberCore::begin_run(Worker* w, std::atomic<bool>* preempt) noexcept {
+inline RunStart FiberControl::begin_run(Worker* w, std::atomic<bool>* preempt) noexcept {
   worker_ = w;
-  preempt_ = preempt;
+  core_.preempt_ = preempt;
   if (!started_) {
     if (interrupt_pending() && !forked_uninterruptible_) {
       // DESIGN 3.2: interrupted before its body started: it never runs.
@@ -27,7 +27,7 @@ inline RunStart FiberCore::begin_run(Worker* w, std::atomic<bool>* preempt) noex
   return RunStart::resumed;
 }
 
-inline AfterSwitch FiberCore::on_switched_out() noexcept {
+inline AfterSwitch FiberControl::on_switched_out() noexcept {
   switch (std::exchange(switch_action_, SwitchAction::none)) {
     case SwitchAction::yield:
       run_state_.store(RunState::runnable, std::memory_order_relaxed);
@@ -38,7 +38,7 @@ inline AfterSwitch FiberCore::on_switched_out() noexcept {
       // second sees the other's transition.
       if (run_state_.compare_exchange_strong(expected, RunState::parked, std::memory_order_acq_rel))
         return AfterSwitch::parked;
-      WEFT_ASSERT(expected == RunState::notified, "fiber {} in state {}", id_,
+      WEFT_ASSERT(expected == RunState::notified, "fiber {} in state {}", id(),
                   static_cast<int>(expected));
       run_state_.store(RunState::runnable, std::memory_order_relaxed);
       return AfterSwitch::requeue;
@@ -48,11 +48,11 @@ inline AfterSwitch FiberCore::on_switched_out() noexcept {
     case SwitchAction::none:
       break;
   }
-  WEFT_ASSERT(false, "fiber {} switched out without an action", id_);
+  WEFT_ASSERT(false, "fiber {} switched out without an action", id());
   return AfterSwitch::parked;
 }
 
-inline void FiberCore::retire() noexcept {
+inline void FiberControl::retire() noexcept {
   // release: a dump that reads `done` sees the end complete.
   run_state_.store(RunState::done, std::memory_order_release);
 }

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "fiber/fiber_control.hpp"
 #include "scheduler/scheduler.hpp"
 
 #include <cstdio>
@@ -23,7 +24,7 @@ void yield() {
     return;
   }
   f->throw_if_interrupted();
-  f->yield();
+  detail::control(*f).yield();
   f->throw_if_interrupted();
 }
 
@@ -46,7 +47,7 @@ void sleep_for(std::chrono::nanoseconds d) {
 
 bool interruptible() noexcept {
   detail::FiberCore* f = detail::current_fiber();
-  return f != nullptr && f->interruptible_now();
+  return f != nullptr && detail::control(*f).interruptible_now();
 }
 
 bool interrupt_requested() noexcept {
@@ -57,7 +58,7 @@ bool interrupt_requested() noexcept {
 std::stop_token stop_token() {
   detail::FiberCore* f = detail::current_fiber();
   if (f == nullptr) return {};
-  return f->stop_token();
+  return detail::control(*f).stop_token();
 }
 
 }  // namespace this_fiber
@@ -73,9 +74,10 @@ namespace detail {
 
 MaskGuard::MaskGuard(bool interruptible) noexcept : fiber_(current_fiber()) {
   if (fiber_ == nullptr) return;
-  previous_ = fiber_->mask_status();
-  depth_ = ++fiber_->guard_depth();
-  fiber_->set_mask_status(interruptible);
+  FiberControl& f = control(*fiber_);
+  previous_ = f.mask_status();
+  depth_ = ++f.guard_depth();
+  f.set_mask_status(interruptible);
 }
 
 MaskGuard::~MaskGuard() {
@@ -85,23 +87,24 @@ MaskGuard::~MaskGuard() {
   WEFT_CHECK(current_fiber() == fiber_,
              "an Uninterruptible/Interruptible guard of fiber {} was destroyed on {}", fiber_->id(),
              current_id());
-  WEFT_CHECK(fiber_->guard_depth() == depth_,
+  FiberControl& f = control(*fiber_);
+  WEFT_CHECK(f.guard_depth() == depth_,
              "interruption guards of fiber {} destroyed out of order (depth {} closed at {})",
-             fiber_->id(), depth_, fiber_->guard_depth());
-  --fiber_->guard_depth();
-  fiber_->set_mask_status(previous_);
+             fiber_->id(), depth_, f.guard_depth());
+  --f.guard_depth();
+  f.set_mask_status(previous_);
 }
 
 Cause unwinding_cause() {
   FiberCore* f = current_fiber();
-  if (f != nullptr && f->interrupting()) return f->interrupt_cause();
+  if (f != nullptr && control(*f).interrupting()) return control(*f).interrupt_cause();
   return Cause::fail(std::make_exception_ptr(InFlightException{}));
 }
 
 void record_finalizer_failure(std::exception_ptr e) noexcept {
   if (FiberCore* f = current_fiber()) {
     try {
-      f->add_finalizer_failure(std::move(e));
+      control(*f).add_finalizer_failure(std::move(e));
       return;
     } catch (...) {
     }

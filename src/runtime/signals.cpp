@@ -12,6 +12,7 @@
 // block_on_main ends can never write into a recycled descriptor.
 #include <weft/signals.hpp>
 
+#include "fiber/fiber_control.hpp"
 #include "runtime/main_signals.hpp"
 
 #include <weft/fiber.hpp>
@@ -91,8 +92,9 @@ void drain() noexcept {
 // that the first signal has not ended it yet. Everything it reads is atomic
 // (the fiber runs on another thread); it is a diagnostic, so a state that
 // changes right after is fine.
-std::string main_state(FiberCore& main) {
-  if (main.done()) return "after the main fiber ended";
+std::string main_state(FiberCore& main_handle) {
+  if (main_handle.done()) return "after the main fiber ended";
+  FiberControl& main = control(main_handle);
   if (main.interrupting())
     return "while the main fiber runs its finalizers (the interrupt was delivered)";
   const char* hint =
@@ -151,8 +153,10 @@ FiberRef start_end_watcher(FiberCore& main) {
   main.retain();
   ForkOptions options;
   options.name = "main/end-watcher";
-  auto body = [target = FiberRef(&main), notice = EndNotice()] { target->await_done_masked(); };
-  FiberCore* core = make_fiber(main.scheduler(), nullptr, options, std::move(body));
+  auto body = [target = FiberRef(&main), notice = EndNotice()] {
+    control(*target).await_done_masked();
+  };
+  FiberCore* core = make_fiber(scheduler_of(main), nullptr, options, std::move(body));
   FiberRef ref(core);
   start_fiber(core, /*root=*/true);
   return ref;

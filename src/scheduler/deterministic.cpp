@@ -15,13 +15,13 @@ namespace weft::detail {
 // next_shuffled(): the deterministic scheduler's pick. Due timers fire
 // first (virtual time), then the sources are tried in a seeded order, so a
 // seed covers interleavings that most-recent-first would rarely produce.
-FiberCore* Worker::next_shuffled() {
+FiberControl* Worker::next_shuffled() {
   fire_timers();
   const std::uint64_t r = xorshift(rng_);
   constexpr unsigned kSources = 5;  // the cases below
   const unsigned first = static_cast<unsigned>(r % kSources);
   for (unsigned i = 0; i < kSources; ++i) {
-    FiberCore* f = nullptr;
+    FiberControl* f = nullptr;
     switch ((first + i) % kSources) {
       case 0:
         f = lifo_slot_.exchange(nullptr, std::memory_order_acq_rel);
@@ -67,7 +67,7 @@ void Worker::drive(Scheduler& s) {
     for (unsigned i = 0; work && i < n && !ran; ++i) {
       Worker& w = *s.workers_[(start + i) % n];
       set_current(&w);
-      if (FiberCore* f = w.next()) {
+      if (FiberControl* f = w.next()) {
         s.advance_clock(s.now() + kStep);
         // Every check_interrupt() is a scheduling step here (DESIGN 3.14):
         // a CPU loop that checks gives way, and virtual time advances.

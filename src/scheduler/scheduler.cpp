@@ -67,7 +67,7 @@ Worker* Scheduler::current_worker() const noexcept {
   return (w != nullptr && &w->scheduler() == this) ? w : nullptr;
 }
 
-void Scheduler::schedule(FiberCore* f) {
+void Scheduler::schedule(FiberControl* f) {
   if (Worker* w = current_worker()) {
     w->push_local(f);
   } else {
@@ -75,7 +75,7 @@ void Scheduler::schedule(FiberCore* f) {
   }
 }
 
-void Scheduler::inject(FiberCore* f) {
+void Scheduler::inject(FiberControl* f) {
   {
     std::lock_guard lk(inject_mu_);
     injected_.push_back(f);
@@ -84,11 +84,11 @@ void Scheduler::inject(FiberCore* f) {
   notify_work();
 }
 
-FiberCore* Scheduler::pop_injected() {
+FiberControl* Scheduler::pop_injected() {
   if (injected_size_.load(std::memory_order_acquire) == 0) return nullptr;
   std::lock_guard lk(inject_mu_);
   if (injected_.empty()) return nullptr;
-  FiberCore* f = injected_.front();
+  FiberControl* f = injected_.front();
   injected_.pop_front();
   injected_size_.fetch_sub(1, std::memory_order_relaxed);
   return f;
@@ -140,12 +140,12 @@ bool Scheduler::remove_sleeper(Worker* w) {
   return true;
 }
 
-void Scheduler::register_root(FiberCore* f) {
+void Scheduler::register_root(FiberControl* f) {
   std::lock_guard lk(roots_mu_);
   roots_.push_front(*f);
 }
 
-void Scheduler::unregister_root(FiberCore* f) {
+void Scheduler::unregister_root(FiberControl* f) {
   std::lock_guard lk(roots_mu_);
   roots_.remove(*f);
 }
@@ -159,7 +159,8 @@ std::int64_t Scheduler::live() const noexcept {
 std::size_t Scheduler::unfinished_roots() const {
   std::lock_guard lk(roots_mu_);
   std::size_t n = 0;
-  for (FiberCore* f = roots_.front(); f != nullptr; f = RootList::next(*f)) n += f->done() ? 0 : 1;
+  for (FiberControl* f = roots_.front(); f != nullptr; f = RootList::next(*f))
+    n += f->core().done() ? 0 : 1;
   return n;
 }
 
@@ -172,8 +173,8 @@ void Scheduler::shutdown(std::chrono::milliseconds grace) {
     FiberGroup live_roots;
     {
       std::lock_guard lk(roots_mu_);
-      for (FiberCore* f = roots_.front(); f != nullptr; f = RootList::next(*f))
-        if (!f->done()) live_roots.add(*f);
+      for (FiberControl* f = roots_.front(); f != nullptr; f = RootList::next(*f))
+        if (!f->core().done()) live_roots.add(f->core());
     }
     if (live_roots.empty()) break;
     live_roots.interrupt(by);
@@ -185,7 +186,7 @@ void Scheduler::shutdown(std::chrono::milliseconds grace) {
                      "weft: ~Runtime still waiting after %lld ms for fibers that do not end "
                      "(uninterruptible?); first: fiber %s\n%s",
                      static_cast<long long>(grace.count()),
-                     fmt::format("{} '{}'", r->id(), r->name()).c_str(), dump().c_str());
+                     fmt::format("{} '{}'", r->id(), control(*r).name()).c_str(), dump().c_str());
         reported = true;
       }
     }
@@ -222,9 +223,9 @@ std::string Scheduler::dump() const {
   std::vector<Entry> todo;
   {
     std::lock_guard lk(roots_mu_);  // a mutex: allocating under it is allowed
-    for (FiberCore* f = roots_.front(); f != nullptr; f = RootList::next(*f)) {
-      f->retain();
-      todo.push_back(Entry{FiberRef(f), FiberId{}, 0});
+    for (FiberControl* f = roots_.front(); f != nullptr; f = RootList::next(*f)) {
+      f->core().retain();
+      todo.push_back(Entry{FiberRef(&f->core()), FiberId{}, 0});
     }
   }
   std::reverse(todo.begin(), todo.end());  // print the roots in list order
@@ -232,7 +233,7 @@ std::string Scheduler::dump() const {
   while (!todo.empty()) {
     Entry e = std::move(todo.back());
     todo.pop_back();
-    FiberCore* f = e.fiber.get();
+    FiberControl* f = &control(*e.fiber.get());
     const char* blocked = f->blocked_on();
     out += fmt::format("{:{}}fiber {} '{}' parent {} state {}{}{}\n", "", e.depth * 2, f->id(),
                        f->name(), e.parent, state_name(f->run_state()),

@@ -3,8 +3,8 @@
 // no global or static scheduler state. See docs/internals.md.
 #pragma once
 
-#include <weft/detail/fiber_core.hpp>
 #include <weft/runtime.hpp>
+#include "fiber/fiber_control.hpp"
 
 #include "context/context.hpp"
 #include "context/stack.hpp"
@@ -51,13 +51,13 @@ class Worker {
   // worker is woken if none is spinning (Scheduler::notify_work). A fiber
   // left in the slot behind a long computation is handed to an idle worker
   // by the monitor.
-  void push_local(FiberCore* f);
+  void push_local(FiberControl* f);
   // drive() runs every worker of a deterministic scheduler on the calling
   // thread, one seeded scheduling step at a time, until the scheduler stops.
   static void drive(Scheduler& s);
   // steal() takes a fiber from this worker's deque or yield queue (or, when
   // `desperate`, its LIFO slot) for another worker.
-  FiberCore* steal(bool desperate) noexcept;
+  FiberControl* steal(bool desperate) noexcept;
   // run_seq() counts this worker's switches into and out of fibers: odd while
   // a fiber runs. Equal odd values seen some time apart mean one fiber has
   // run all that time (the monitor's and idle thieves' test for "stuck").
@@ -90,16 +90,16 @@ class Worker {
 
  private:
   void run();
-  FiberCore* next();
-  FiberCore* next_shuffled();
-  FiberCore* take_yielded();
-  FiberCore* steal_any(bool desperate);
-  FiberCore* steal_stranded();
+  FiberControl* next();
+  FiberControl* next_shuffled();
+  FiberControl* take_yielded();
+  FiberControl* steal_any(bool desperate);
+  FiberControl* steal_stranded();
   void stop_spinning() noexcept;
-  void run_fiber(FiberCore* f);
-  void start_fiber_stack(FiberCore* f);
-  void after_switch(FiberCore* f);
-  void finish(FiberCore* f);
+  void run_fiber(FiberControl* f);
+  void start_fiber_stack(FiberControl* f);
+  void after_switch(FiberControl* f);
+  void finish(FiberControl* f);
   void idle();
   bool fire_timers();
   // set_current() sets the worker current_worker_any() returns on this thread.
@@ -120,13 +120,13 @@ class Worker {
   Scheduler& sched_;
   const unsigned index_;
   std::thread thread_;
-  ChaseLevDeque<FiberCore> deque_;
-  alignas(64) std::atomic<FiberCore*> lifo_slot_{nullptr};
+  ChaseLevDeque<FiberControl> deque_;
+  alignas(64) std::atomic<FiberControl*> lifo_slot_{nullptr};
   alignas(64) std::atomic<std::int64_t> live_delta_{0};
   // Fibers that yielded here. The owner pushes at the bottom and takes the
   // oldest from the top with steal(), as thieves do: a FIFO that idle
   // workers can take from when this one is busy (DESIGN 3.14).
-  ChaseLevDeque<FiberCore> yielded_;
+  ChaseLevDeque<FiberControl> yielded_;
   unsigned lifo_streak_ = 0;
   bool spinning_ = false;  // counted in Scheduler::spinning_ (owner only)
   // run_seq() per victim when this worker started spinning (steal_stranded).
@@ -138,7 +138,7 @@ class Worker {
   // The switch count (owner writes, relaxed; the monitor and thieves read).
   alignas(64) std::atomic<std::uint64_t> run_seq_{0};
   // Set by the monitor, read and cleared by the running fiber's
-  // check_interrupt() (FiberCore::begin_run hands it the address).
+  // check_interrupt() (FiberControl::begin_run hands it the address).
   alignas(64) std::atomic<bool> preempt_{false};
   // kAsleep, kWoken, or kWokenSpinning (woken and counted as spinning).
   alignas(64) std::atomic<std::uint32_t> wake_word_{0};
@@ -154,11 +154,11 @@ class Scheduler {
 
   // schedule() makes a runnable fiber run: on this worker if the caller is
   // one of ours, else through the injection queue.
-  void schedule(FiberCore* f);
+  void schedule(FiberControl* f);
   // inject() appends f to the global FIFO queue and wakes a sleeper.
-  void inject(FiberCore* f);
+  void inject(FiberControl* f);
   // pop_injected() takes the oldest injected fiber, or nullptr.
-  FiberCore* pop_injected();
+  FiberControl* pop_injected();
   bool has_injected() const noexcept { return injected_size_.load(std::memory_order_seq_cst) > 0; }
   // notify_work() wakes a sleeping worker when there is one and no worker is
   // spinning (looking for work), counting the woken one as spinning: Go's
@@ -175,8 +175,8 @@ class Scheduler {
   Worker* current_worker() const noexcept;
 
   // register_root()/unregister_root() track roots and daemons for shutdown.
-  void register_root(FiberCore* f);
-  void unregister_root(FiberCore* f);
+  void register_root(FiberControl* f);
+  void unregister_root(FiberControl* f);
   // add_live() counts fibers started from plain threads.
   void add_live(std::int64_t d) noexcept { live_outside_.fetch_add(d, std::memory_order_relaxed); }
   std::int64_t live() const noexcept;
@@ -221,7 +221,7 @@ class Scheduler {
   Monitor monitor_;
 
   mutable std::mutex inject_mu_;
-  std::deque<FiberCore*> injected_;
+  std::deque<FiberControl*> injected_;
   std::atomic<std::size_t> injected_size_{0};
 
   std::mutex sleep_mu_;
@@ -230,7 +230,7 @@ class Scheduler {
   alignas(64) std::atomic<int> spinning_{0};
 
   mutable std::mutex roots_mu_;
-  using RootList = IntrusiveList<FiberCore, &FiberCore::root_hook>;
+  using RootList = IntrusiveList<FiberControl, &FiberControl::root_hook>;
   RootList roots_;  // roots and daemons, guarded by roots_mu_
   std::atomic<std::int64_t> live_outside_{0};
 

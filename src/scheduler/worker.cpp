@@ -23,7 +23,7 @@
 
 #include "scheduler/scheduler.hpp"
 
-#include "fiber/fiber_context.hpp"
+#include "fiber/fiber_control.hpp"
 #include "fiber/run_state.hpp"
 #include "scheduler/futex.hpp"
 #include "wait/thread_parker.hpp"
@@ -51,7 +51,7 @@ constexpr unsigned kTimerTicks = 16;     // due timers checked every 16 picks
 
 thread_local Worker* tls_worker = nullptr;
 
-void entry(void* arg) { static_cast<FiberCore*>(arg)->run_on_own_stack(); }
+void entry(void* arg) { static_cast<FiberControl*>(arg)->run_on_own_stack(); }
 }  // namespace
 
 namespace {
@@ -72,7 +72,7 @@ void Worker::set_current(Worker* w) noexcept { tls_worker = w; }
 }
 [[gnu::noinline]] WaitOwner& current_parker() noexcept {
   asm volatile("" ::: "memory");
-  if (FiberCore* f = tls_current_fiber) return *f;
+  if (FiberCore* f = tls_current_fiber) return control(*f);
   return this_thread_parker();
 }
 
@@ -93,7 +93,7 @@ void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Worker::push_local(FiberCore* f) {
+void Worker::push_local(FiberControl* f) {
   // Replay: one push in kReplayDequeOneIn goes behind the older work.
   constexpr std::uint64_t kReplayDequeOneIn = 4;  // a power of two
   if (sched_.deterministic() && (xorshift(rng_) & (kReplayDequeOneIn - 1)) == 0) {
@@ -101,7 +101,7 @@ void Worker::push_local(FiberCore* f) {
     return;
   }
   // acq_rel: a thief that exchanges the slot sees the fiber's state.
-  FiberCore* displaced = lifo_slot_.exchange(f, std::memory_order_acq_rel);
+  FiberControl* displaced = lifo_slot_.exchange(f, std::memory_order_acq_rel);
   if (displaced != nullptr) {
     deque_.push(displaced);
     sched_.notify_work(/*after_plain_store=*/true);
@@ -114,9 +114,9 @@ void Worker::push_local(FiberCore* f) {
   // would pay a futex wake for work their own worker runs next.
 }
 
-FiberCore* Worker::steal(bool desperate) noexcept {
-  if (FiberCore* f = deque_.steal()) return f;
-  if (FiberCore* f = yielded_.steal()) return f;
+FiberControl* Worker::steal(bool desperate) noexcept {
+  if (FiberControl* f = deque_.steal()) return f;
+  if (FiberControl* f = yielded_.steal()) return f;
   if (desperate && lifo_slot_.load(std::memory_order_relaxed) != nullptr)
     return lifo_slot_.exchange(nullptr, std::memory_order_acq_rel);
   return nullptr;
@@ -152,7 +152,7 @@ void Worker::run() {
   context_init_thread(sched_ctx_);
   install_overflow_handler_for_thread();
   for (;;) {
-    if (FiberCore* f = next()) {
+    if (FiberControl* f = next()) {
       stop_spinning();
       run_fiber(f);
       continue;
@@ -167,41 +167,41 @@ void Worker::run() {
   tls_worker = nullptr;
 }
 
-FiberCore* Worker::next() {
+FiberControl* Worker::next() {
   if (sched_.deterministic()) return next_shuffled();
   ++tick_;
   if (tick_ % kFairnessTicks == 0) {
-    if (FiberCore* f = sched_.pop_injected()) return f;
-    if (FiberCore* f = take_yielded()) return f;
+    if (FiberControl* f = sched_.pop_injected()) return f;
+    if (FiberControl* f = take_yielded()) return f;
   }
   if (tick_ % kTimerTicks == 0) fire_timers();
   if (lifo_streak_ < kLifoBudget) {
-    if (FiberCore* f = lifo_slot_.exchange(nullptr, std::memory_order_acq_rel)) {
+    if (FiberControl* f = lifo_slot_.exchange(nullptr, std::memory_order_acq_rel)) {
       ++lifo_streak_;
       return f;
     }
   }
   lifo_streak_ = 0;
-  if (FiberCore* f = deque_.pop()) return f;
-  if (FiberCore* f = lifo_slot_.exchange(nullptr, std::memory_order_acq_rel)) return f;
-  if (FiberCore* f = sched_.pop_injected()) return f;
-  if (FiberCore* f = take_yielded()) return f;
+  if (FiberControl* f = deque_.pop()) return f;
+  if (FiberControl* f = lifo_slot_.exchange(nullptr, std::memory_order_acq_rel)) return f;
+  if (FiberControl* f = sched_.pop_injected()) return f;
+  if (FiberControl* f = take_yielded()) return f;
   if (fire_timers()) return next();
   return steal_any(false);
 }
 
 // take_yielded() returns the oldest fiber that yielded here: the owner takes
 // its yield queue from the top, the same end thieves steal from.
-FiberCore* Worker::take_yielded() { return yielded_.steal(); }
+FiberControl* Worker::take_yielded() { return yielded_.steal(); }
 
-FiberCore* Worker::steal_any(bool desperate) {
+FiberControl* Worker::steal_any(bool desperate) {
   const unsigned n = sched_.worker_count();
   if (n <= 1) return nullptr;
   const unsigned start = static_cast<unsigned>(xorshift(rng_) % n);
   for (unsigned i = 0; i < n; ++i) {
     Worker& victim = sched_.worker((start + i) % n);
     if (&victim == this) continue;
-    if (FiberCore* f = victim.steal(desperate)) return f;
+    if (FiberControl* f = victim.steal(desperate)) return f;
   }
   return nullptr;
 }
@@ -210,7 +210,7 @@ FiberCore* Worker::steal_any(bool desperate) {
 // same fiber since this worker began to spin (seen_seq_): a fiber forked just
 // before a long computation. A victim that switched meanwhile will take its
 // slot itself (cf. Go's runnext, stolen only from a P that keeps running).
-FiberCore* Worker::steal_stranded() {
+FiberControl* Worker::steal_stranded() {
   const unsigned n = sched_.worker_count();
   for (unsigned i = 0; i < n; ++i) {
     Worker& victim = sched_.worker(i);
@@ -218,7 +218,7 @@ FiberCore* Worker::steal_stranded() {
     const std::uint64_t seq = victim.run_seq();
     if ((seq & 1) == 0 || seq != seen_seq_[i]) continue;
     if (victim.lifo_slot_.load(std::memory_order_relaxed) == nullptr) continue;
-    if (FiberCore* f = victim.lifo_slot_.exchange(nullptr, std::memory_order_acq_rel)) return f;
+    if (FiberControl* f = victim.lifo_slot_.exchange(nullptr, std::memory_order_acq_rel)) return f;
   }
   return nullptr;
 }
@@ -240,12 +240,12 @@ void Worker::idle() {
   }
   const unsigned n = sched_.worker_count();
   for (unsigned i = 0; i < n; ++i) seen_seq_[i] = sched_.worker(i).run_seq();
-  auto found = [this](FiberCore* f) {
+  auto found = [this](FiberControl* f) {
     stop_spinning();
     run_fiber(f);
   };
   for (unsigned round = 0; round < kSpinRounds; ++round) {
-    if (FiberCore* f = steal_any(false)) return found(f);
+    if (FiberControl* f = steal_any(false)) return found(f);
     if (sched_.has_injected() || fire_timers() || has_stealable_work()) return;
     for (unsigned i = 0; i < kSpinPauses; ++i) cpu_relax();
   }
@@ -253,8 +253,8 @@ void Worker::idle() {
   // are on no sleeper list.
   wake_word_.store(kAsleep, std::memory_order_relaxed);
   if (!sched_.stopping()) futex_wait(wake_word_, kAsleep, Clock::now() + kSpinNap);
-  if (FiberCore* f = steal_any(false)) return found(f);
-  if (FiberCore* f = steal_stranded()) return found(f);
+  if (FiberControl* f = steal_any(false)) return found(f);
+  if (FiberControl* f = steal_stranded()) return found(f);
   if (sched_.has_injected() || fire_timers() || has_stealable_work()) return;
   // Stop spinning, then re-check: a pusher that saw us spinning woke nobody.
   spinning_ = false;
@@ -291,7 +291,7 @@ void Worker::idle() {
   }
 }
 
-void Worker::start_fiber_stack(FiberCore* f) {
+void Worker::start_fiber_stack(FiberControl* f) {
   FiberContext& fc = fiber_context(*f);
   std::size_t size = f->stack_size_request();
   if (size == sched_.default_stack_size()) size = 0;
@@ -301,7 +301,7 @@ void Worker::start_fiber_stack(FiberCore* f) {
   context_make(fc.ctx, fc.stack, &entry, f);
 }
 
-void Worker::run_fiber(FiberCore* f) {
+void Worker::run_fiber(FiberControl* f) {
   switch (f->begin_run(this, &preempt_)) {
     case RunStart::ended_unstarted:
       finish(f);
@@ -313,7 +313,7 @@ void Worker::run_fiber(FiberCore* f) {
       break;
   }
   FiberContext& fc = fiber_context(*f);
-  tls_current_fiber = f;
+  tls_current_fiber = &f->core();
   set_running_fiber(&fc.info);
   run_seq_.store(run_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   context_switch(sched_ctx_, fc.ctx);
@@ -325,7 +325,7 @@ void Worker::run_fiber(FiberCore* f) {
   after_switch(f);
 }
 
-void Worker::after_switch(FiberCore* f) {
+void Worker::after_switch(FiberControl* f) {
   switch (f->on_switched_out()) {
     case AfterSwitch::yielded:
       yielded_.push(f);
@@ -346,10 +346,10 @@ void Worker::after_switch(FiberCore* f) {
   }
 }
 
-void Worker::finish(FiberCore* f) {
+void Worker::finish(FiberControl* f) {
   f->retire();
   add_live(-1);
-  f->release();  // the runtime's reference
+  f->core().release();  // the runtime's reference
 }
 
 }  // namespace weft::detail

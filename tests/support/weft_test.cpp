@@ -1,8 +1,14 @@
 #include "support/weft_test.hpp"
 
+#include "fiber/fiber_control.hpp"
+
 #include <algorithm>
 
 namespace weft::test {
+
+bool parked(detail::FiberCore& f) noexcept {
+  return detail::control(f).run_state() == detail::RunState::parked;
+}
 
 int EventLog::index_of(const std::string& e) const {
   std::lock_guard lk(mu_);

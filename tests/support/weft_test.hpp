@@ -57,12 +57,15 @@ class RuntimeTest : public ::testing::TestWithParam<unsigned> {
   std::int64_t objects_before_ = 0;
 };
 
+// parked() is true while `f` is suspended at a wait (its run state is
+// src-private: tests/support/weft_test.cpp reads it).
+bool parked(detail::FiberCore& f) noexcept;
+
 // wait_parked() yields until f is suspended at a wait (not runnable, not
 // running): the deterministic way to interrupt a fiber that is blocked.
 template <class T>
 void wait_parked(const Fiber<T>& f) {
-  while (detail::core_of(f).run_state() != detail::RunState::parked && !f.done())
-    this_fiber::yield();
+  while (!parked(detail::core_of(f)) && !f.done()) this_fiber::yield();
 }
 
 // yield_until() yields until pred() holds (no sleeps).
