@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -216,6 +217,20 @@ TEST(Exit, test_exit_formats_with_fmt_and_ostream) {
   std::ostringstream os;
   os << Exit<int>::success(5) << ' ' << Exit<void>::failure(Cause::interrupt(FiberId(2)));
   EXPECT_EQ(os.str(), "Exit(ok: 5) Exit(interrupted: Interrupt(#2))");
+}
+
+TEST(Exit, test_exit_formats_optional_values) {
+  // fmt 9 cannot format std::optional: Exit prints it itself.
+  EXPECT_EQ(fmt::format("{}", Exit<std::optional<int>>::success(std::nullopt)),
+            "Exit(ok: nullopt)");
+  EXPECT_EQ(fmt::format("{}", Exit<std::optional<int>>::success(5)), "Exit(ok: 5)");
+  EXPECT_EQ(fmt::format("{}", Exit<std::optional<std::string>>::success("hi")), "Exit(ok: hi)");
+  EXPECT_EQ(fmt::format("{}", Exit<std::optional<NoDefault>>::success(std::nullopt)),
+            "Exit(ok: nullopt)");
+  EXPECT_EQ(fmt::format("{}", Exit<std::optional<NoDefault>>::success(NoDefault(1))), "Exit(ok)");
+  std::ostringstream os;
+  os << Exit<std::optional<int>>::success(std::nullopt);
+  EXPECT_EQ(os.str(), "Exit(ok: nullopt)");
 }
 
 }  // namespace
