@@ -233,4 +233,20 @@ TEST(Exit, test_exit_formats_optional_values) {
   EXPECT_EQ(os.str(), "Exit(ok: nullopt)");
 }
 
+TEST(Exit, test_exit_value_round_trip_keeps_the_failures) {
+  // value() -> exception -> Cause::fail (what a fiber does with an escaping
+  // exception) gives back the same failures, one or several, not a wrapper.
+  Cause sites = Cause::parallel(
+      Cause::fail(std::make_exception_ptr(std::runtime_error("a")), {}, {FiberId(4), "four"}),
+      Cause::fail(std::make_exception_ptr(std::logic_error("b")), {}, {FiberId(5), ""}));
+  Cause one = Cause::fail(std::make_exception_ptr(std::out_of_range("c")), {}, {FiberId(6), "six"});
+  for (const Cause& original : {sites, one}) {
+    Exit<int> e = Exit<int>::failure(original);
+    Cause back = Cause::fail(thrown_by([&] { (void)e.value(); }));
+    EXPECT_EQ(back.failures(), original.failures());
+    EXPECT_EQ(back.failure_sites(), original.failure_sites());
+    EXPECT_EQ(back.failure<weft::CauseError>(), nullptr);
+  }
+}
+
 }  // namespace

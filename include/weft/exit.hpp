@@ -2,7 +2,9 @@
 // holding a T, or a non-empty Cause (failures and/or interruptions). Exit<void>
 // is the same without a value. value() turns a failure back into an exception:
 // the original one when there is exactly one failure, CauseError when there are
-// several, Interrupted when the fiber was only interrupted.
+// several, Interrupted when the fiber was only interrupted. Such an exception
+// escaping another fiber gives that fiber the same cause back (Cause::fail),
+// failures and their fibers included: value() -> throw -> Exit round-trips.
 #pragma once
 
 #include <fmt/format.h>

@@ -2,7 +2,9 @@
 // may borrow locals declared before it. join() awaits them all and rethrows
 // the failure (one: the original exception; several: CauseError); the first
 // child failure interrupts the others; the destructor interrupts and awaits
-// whatever is still running, and reports a failure nobody joined.
+// whatever is still running, and reports a failure nobody joined. A failure
+// join() rethrows and that escapes the owner keeps the children's cause,
+// fibers included (Cause::fail unwraps it).
 #pragma once
 
 #include <weft/detail/fiber_core.hpp>

@@ -57,10 +57,8 @@ void Scope::join() {
     c->await_done();
   }
   Cause failures = collect_failures();
-  if (failures.empty()) return;
-  const auto all = failures.failures();
-  if (all.size() == 1) std::rethrow_exception(all.front());
-  throw CauseError(std::move(failures));
+  // One: the original exception; several: CauseError (DESIGN 3.6, 3.7).
+  if (!failures.empty()) detail::rethrow_cause(failures);
 }
 
 Scope::~Scope() {

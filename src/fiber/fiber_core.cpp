@@ -23,6 +23,8 @@ void count_object([[maybe_unused]] int d) noexcept {
   g_live_objects.fetch_add(d, std::memory_order_relaxed);
 #endif
 }
+// site_of() names f in its causes: pretty() says which fiber failed or was interrupted.
+Cause::Site site_of(const FiberCore& f) { return {f.id(), f.name()}; }
 }  // namespace
 
 std::atomic<bool> FiberCore::kNoPreempt{false};
@@ -170,7 +172,8 @@ Cause FiberCore::run_and_catch() noexcept {
   } catch (const Interrupted& e) {
     cause = interrupt_pending() ? interrupt_cause() : e.cause();
   } catch (...) {
-    cause = Cause::fail(std::current_exception());
+    // Cause::fail unwraps an escaping CauseError (its leaves keep their fibers).
+    cause = Cause::fail(std::current_exception(), {}, site_of(*this));
     if ((interrupt_flags_.load(std::memory_order_relaxed) & kDelivered) != 0)
       cause = Cause::sequential(interrupt_cause(), std::move(cause));
   }
@@ -182,7 +185,7 @@ Cause FiberCore::run_and_catch() noexcept {
 
 Cause FiberCore::with_finalizer_failures(Cause cause) noexcept {
   for (auto& e : finalizer_failures_)
-    cause = Cause::sequential(std::move(cause), Cause::fail(e, "in finalizer"));
+    cause = Cause::sequential(std::move(cause), Cause::fail(e, "in finalizer", site_of(*this)));
   finalizer_failures_.clear();
   return cause;
 }
@@ -287,9 +290,10 @@ void FiberCore::request_interrupt(FiberId by) {
 }
 
 Cause FiberCore::interrupt_cause() const {
+  const Cause::Site self = site_of(*this);
   std::lock_guard lk(interrupt_lock_);
   Cause c;
-  for (FiberId by : interruptors_) c = Cause::parallel(std::move(c), Cause::interrupt(by));
+  for (FiberId by : interruptors_) c = Cause::parallel(std::move(c), Cause::interrupt(by, self));
   return c;
 }
 
