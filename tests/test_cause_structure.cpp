@@ -315,5 +315,28 @@ TEST_P(CauseStructureTest, test_cause_structure_one_line_form_stays_one_line) {
   EXPECT_NE(e.cause().pretty().find("line 1\nline 2"), std::string::npos);
 }
 
+TEST_P(CauseStructureTest, test_cause_structure_unjoined_child_failure_names_the_child) {
+  // ~Scope reports a failure nobody joined on stderr, naming the child and
+  // printing its cause; debug builds then abort (DESIGN 3.6).
+  auto body = [] {
+    Scope scope;
+    Fiber<void> child = scope.fork([] { throw DbError("lost"); }, {.name = "lost-child"});
+    (void)child.await();  // awaited, not joined: the scope still holds an unreported failure
+  };
+  const char* expected =
+      "child #[0-9]+ 'lost-child' failed and was never joined:\n"
+      "Fail in fiber #[0-9]+ 'lost-child': .*DbError: lost";
+#ifdef WEFT_DEBUG_ASSERTS
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH((void)rt().block_on(body), expected);
+#else
+  ::testing::internal::CaptureStderr();
+  Exit<void> e = run(body);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(e.ok());
+  EXPECT_TRUE(::testing::internal::RE::PartialMatch(err, expected)) << err;
+#endif
+}
+
 }  // namespace
 }  // namespace weft

@@ -2,9 +2,10 @@
 // may borrow locals declared before it. join() awaits them all and rethrows
 // the failure (one: the original exception; several: CauseError); the first
 // child failure interrupts the others; the destructor interrupts and awaits
-// whatever is still running, and reports a failure nobody joined. A failure
-// join() rethrows and that escapes the owner keeps the children's cause,
-// fibers included (Cause::fail unwraps it).
+// whatever is still running, and reports a failure nobody joined (on stderr,
+// naming the child and printing its cause; a debug assertion unless
+// unwinding). A failure join() rethrows and that escapes the owner keeps the
+// children's cause, fibers included (Cause::fail unwraps it).
 #pragma once
 
 #include <weft/detail/fiber_core.hpp>
@@ -52,6 +53,9 @@ class Scope {
   void add(detail::FiberCore* child);
   void child_failed() noexcept;
   Cause collect_failures();
+  // report_unjoined_failures() writes each failure join() did not report to
+  // stderr, naming the child; true if there was one.
+  bool report_unjoined_failures();
 
   detail::FiberCore* owner_;
   detail::SpinLock lock_;

@@ -4,8 +4,11 @@
 
 #include <fmt/format.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 namespace weft {
 
@@ -68,12 +71,28 @@ Scope::~Scope() {
     children = detail::FiberGroup(children_);
   }
   children.stop(owner_->id());
-  Cause unreported = collect_failures();
-  if (!unreported.empty()) {
-    std::fprintf(stderr, "weft::Scope of fiber %s: a child failure was never joined:\n%s\n",
-                 fmt::format("{}", owner_->id()).c_str(), unreported.pretty().c_str());
+  if (report_unjoined_failures())
     WEFT_ASSERT(std::uncaught_exceptions() > 0, "weft::Scope: a child failure was never joined");
+}
+
+bool Scope::report_unjoined_failures() {
+  std::vector<detail::FiberRef> unreported;
+  {
+    std::lock_guard lk(lock_);  // only copies under the spin lock: it prints below
+    unreported.assign(children_.begin() + static_cast<std::ptrdiff_t>(reported_), children_.end());
+    reported_ = children_.size();
   }
+  bool any = false;
+  for (const detail::FiberRef& c : unreported) {
+    Cause cause = c->exit_cause();  // every child ended: stop() awaited them
+    if (!cause.has_failure()) continue;
+    any = true;
+    std::string child =
+        c->name().empty() ? fmt::format("{}", c->id()) : fmt::format("{} '{}'", c->id(), c->name());
+    std::fprintf(stderr, "weft::Scope of fiber %s: child %s failed and was never joined:\n%s\n",
+                 fmt::format("{}", owner_->id()).c_str(), child.c_str(), cause.pretty().c_str());
+  }
+  return any;
 }
 
 }  // namespace weft
