@@ -7,12 +7,12 @@
 #include <atomic>
 #include <cstdlib>
 #include <iterator>
-#include <mutex>
 #include <ostream>
 #include <stdexcept>
 #include <typeinfo>
 #include <utility>
 
+#include "weft/detail/spin_lock.hpp"
 #include "weft/interrupted.hpp"
 
 #if __has_include(<cxxabi.h>)
@@ -83,14 +83,6 @@ union NeverDestroyed {
   ~NeverDestroyed() {}
 };
 constinit const NeverDestroyed kEmpty;
-
-// NoSite is the Site of every node without one, never destroyed either.
-union NoSite {
-  Cause::Site site;
-  constexpr NoSite() : site() {}
-  ~NoSite() {}
-};
-constinit const NoSite kNoSite;
 
 bool is_composite(CauseKind kind) {
   return kind == CauseKind::sequential || kind == CauseKind::parallel;
@@ -240,7 +232,7 @@ class RethrownLeaves {
       if (known.exception() == leaf.exception()) return;
     evicted = std::exchange(leaves_[next_], leaf);
     next_ = (next_ + 1) % kSize;
-    // relaxed: find() then takes the lock, which orders the slot itself.
+    // relaxed: a find() that sees it takes the lock, which orders the slots.
     any_.store(true, std::memory_order_relaxed);
   }
   // find() is the remembered leaf whose exception is error, or the empty cause.
@@ -254,10 +246,12 @@ class RethrownLeaves {
 
  private:
   static constexpr std::size_t kSize = 8;
-  std::mutex mu_;
-  std::array<Cause, kSize> leaves_;  // guarded by mu_
-  std::size_t next_ = 0;             // guarded by mu_
-  std::atomic<bool> any_{false};     // set once anything was remembered
+  // A few pointer compares and reference counts under the lock; nothing
+  // allocates or runs a destructor there (an evicted leaf dies after it).
+  detail::SpinLock mu_;
+  std::array<Cause, kSize> leaves_ WEFT_GUARDED_BY(mu_);
+  std::size_t next_ WEFT_GUARDED_BY(mu_) = 0;
+  std::atomic<bool> any_{false};  // set once anything was remembered
 };
 
 // rethrown_leaves() is the ring; never destroyed, so a worker that still
@@ -414,7 +408,12 @@ std::string_view Cause::note() const noexcept {
 
 FiberId Cause::interruptor() const noexcept { return node_ ? node_->interruptor : FiberId(); }
 
-const Cause::Site& Cause::site() const noexcept { return node_ ? node_->site : kNoSite.site; }
+const Cause::Site& Cause::site() const noexcept {
+  // Never destroyed, like kEmpty; on the heap because std::string is not
+  // constinit with every compiler we build with (clang 14 + libstdc++ 12).
+  static const Site* const no_site = new Site();
+  return node_ ? node_->site : *no_site;
+}
 
 const Cause& Cause::left() const noexcept { return node_ ? node_->left : detail::empty_cause(); }
 
