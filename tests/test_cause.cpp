@@ -431,6 +431,150 @@ TEST(Cause, test_cause_copies_are_read_and_dropped_from_many_threads) {
   for (std::size_t count : newlines) EXPECT_EQ(count, 1000u);  // "Parallel" + 1000 children
 }
 
+// ---------------------------------------------------------------- Sites
+
+using Site = Cause::Site;
+
+std::vector<FiberId> site_fibers(const std::vector<Site>& sites) {
+  std::vector<FiberId> out;
+  for (const Site& site : sites) out.push_back(site.fiber);
+  return out;
+}
+
+TEST(Cause, test_cause_site_is_recorded_on_leaves_only) {
+  Cause failure = Cause::fail(error(std::runtime_error("x")), {}, {FiberId(12), "user-3"});
+  Cause interrupt = Cause::interrupt(FiberId(3), {FiberId(5), ""});
+  EXPECT_EQ(failure.site(), (Site{FiberId(12), "user-3"}));
+  EXPECT_EQ(interrupt.site(), (Site{FiberId(5), ""}));
+  EXPECT_EQ(interrupt.interruptor(), FiberId(3));
+  EXPECT_EQ(Cause::sequential(failure, interrupt).site(), Site());
+  EXPECT_EQ(Cause().site(), Site());
+  EXPECT_EQ(fail("by hand").site(), Site());  // built by hand: no fiber recorded
+  EXPECT_EQ(Cause::interrupt(FiberId(3)).site(), Site());
+  Cause tree = Cause::parallel(Cause::sequential(interrupt, failure), fail("no site"));
+  EXPECT_EQ(tree.failure_sites(), (std::vector<Site>{{FiberId(12), "user-3"}, Site()}));
+  EXPECT_EQ(tree.interrupt_sites(), (std::vector<Site>{{FiberId(5), ""}}));
+  EXPECT_TRUE(Cause().failure_sites().empty());
+}
+
+TEST(Cause, test_cause_pretty_and_one_line_name_the_fiber) {
+  const Site user{FiberId(12), "user-3"};
+  Cause c = Cause::sequential(
+      Cause::sequential(Cause::fail(error(std::runtime_error("boom")), {}, user),
+                        Cause::fail(error(std::logic_error("cleanup")), "in finalizer", user)),
+      Cause::interrupt(FiberId(3), {FiberId(5), ""}));
+  EXPECT_EQ(c.pretty(),
+            "Sequential\n"
+            "├─ Fail in fiber #12 'user-3': std::runtime_error: boom\n"
+            "├─ Fail (in finalizer) in fiber #12 'user-3': std::logic_error: cleanup\n"
+            "└─ Interrupted by #3 in fiber #5");
+  EXPECT_EQ(fmt::format("{}", c),
+            "Fail(#12 'user-3': std::runtime_error: boom) then Fail(#12 'user-3': "
+            "std::logic_error: cleanup) [in finalizer] then Interrupt(#3 in #5)");
+}
+
+TEST(Cause, test_cause_one_line_form_escapes_line_breaks) {
+  Cause c = Cause::parallel(
+      Cause::fail(error(std::runtime_error("line 1\nline 2\r")), "a\nnote", {FiberId(2), "x\ny"}),
+      Cause::interrupt(FiberId(3), {FiberId(4), "p\nq"}));
+  std::string line = fmt::format("{}", c);
+  EXPECT_EQ(line.find_first_of("\n\r"), std::string::npos) << line;
+  EXPECT_EQ(line,
+            "Parallel(Fail(#2 'x\\ny': std::runtime_error: line 1\\nline 2\\r) [a\\nnote], "
+            "Interrupt(#3 in #4 'p\\nq'))");
+  // A CauseError leaf (empty cause: not unwrapped) has a multi-line what().
+  Cause nested = Cause::fail(error(weft::CauseError(Cause())));
+  EXPECT_EQ(fmt::format("{}", nested).find('\n'), std::string::npos);
+}
+
+TEST(Cause, test_cause_fail_unwraps_a_cause_error) {
+  Cause carried = Cause::parallel(
+      Cause::fail(error(std::runtime_error("a")), {}, {FiberId(3), "three"}),
+      Cause::sequential(Cause::interrupt(FiberId(7), {FiberId(4), ""}),
+                        Cause::fail(error(std::invalid_argument("b")), {}, {FiberId(4), ""})));
+  Cause c = Cause::fail(error(weft::CauseError(carried)), {}, {FiberId(1), "parent"});
+  EXPECT_EQ(c.failures(), carried.failures());  // the same exception objects
+  EXPECT_EQ(c.failure<weft::CauseError>(), nullptr);
+  ASSERT_NE(c.failure<std::invalid_argument>(), nullptr);
+  EXPECT_EQ(c.failure<std::invalid_argument>(), carried.failure<std::invalid_argument>());
+  EXPECT_EQ(c.interruptors(), std::vector<FiberId>{FiberId(7)});  // seen through too
+  // The leaves keep their own fibers (not the fiber the CauseError escaped).
+  EXPECT_EQ(site_fibers(c.failure_sites()), (std::vector<FiberId>{FiberId(3), FiberId(4)}));
+  EXPECT_EQ(c.interrupt_sites(), (std::vector<Site>{{FiberId(4), ""}}));
+  // Nothing to add: the very same tree.
+  EXPECT_EQ(&c.left(), &carried.left());
+  // Wrapped twice, still the same failures.
+  Cause twice = Cause::fail(error(weft::CauseError(Cause::fail(error(weft::CauseError(carried))))));
+  EXPECT_EQ(twice.failures(), carried.failures());
+}
+
+TEST(Cause, test_cause_fail_gives_unwrapped_leaves_what_they_lack) {
+  // Leaves without a site get the fiber the CauseError escaped; failures
+  // without a note get the note; what a leaf has, it keeps.
+  Cause carried = Cause::parallel(fail("no site"), Cause::fail(error(std::logic_error("own")),
+                                                               "own note", {FiberId(3), "three"}));
+  Cause c = Cause::fail(error(weft::CauseError(carried)), "in finalizer", {FiberId(9), "nine"});
+  EXPECT_EQ(c.failures(), carried.failures());
+  EXPECT_EQ(c.failure_sites(), (std::vector<Site>{{FiberId(9), "nine"}, {FiberId(3), "three"}}));
+  EXPECT_EQ(c.pretty(),
+            "Parallel\n"
+            "├─ Fail (in finalizer) in fiber #9 'nine': std::runtime_error: no site\n"
+            "└─ Fail (own note) in fiber #3 'three': std::logic_error: own");
+  EXPECT_EQ(carried.failure_sites(),
+            (std::vector<Site>{Site(), {FiberId(3), "three"}}));  // unchanged
+}
+
+TEST(Cause, test_cause_fail_of_an_interrupt_only_cause_error_is_an_interruption) {
+  Cause c = Cause::fail(error(weft::CauseError(Cause::interrupt(FiberId(2)))));
+  EXPECT_TRUE(c.interrupted_only());
+  EXPECT_EQ(c.interruptors(), std::vector<FiberId>{FiberId(2)});
+}
+
+TEST(Cause, test_cause_fail_keeps_an_empty_cause_error_as_a_failure) {
+  Cause c = Cause::fail(error(weft::CauseError(Cause())), {}, {FiberId(5), ""});
+  EXPECT_EQ(c.kind(), CauseKind::fail);
+  EXPECT_NE(c.failure<weft::CauseError>(), nullptr);
+  EXPECT_EQ(c.site(), (Site{FiberId(5), ""}));
+}
+
+TEST(Cause, test_cause_fail_of_a_rethrown_original_is_its_leaf) {
+  // rethrow_cause() of one failure throws the original exception; the
+  // fiber it escapes must not claim it: Cause::fail gives the old leaf back.
+  Cause child =
+      Cause::sequential(Cause::interrupt(FiberId(1), {FiberId(12), "user-3"}),
+                        Cause::fail(error(std::runtime_error("db")), {}, {FiberId(12), "user-3"}));
+  Cause back;
+  try {
+    weft::detail::rethrow_cause(child);
+  } catch (...) {
+    back = Cause::fail(std::current_exception(), {}, {FiberId(30), "parent"});
+  }
+  EXPECT_EQ(back.failures(), child.failures());
+  EXPECT_EQ(back.failure_sites(), (std::vector<Site>{{FiberId(12), "user-3"}}));
+  // A new exception of the same type is a new failure, at the given site.
+  Cause other = Cause::fail(error(std::runtime_error("db")), {}, {FiberId(30), "parent"});
+  EXPECT_EQ(other.failure_sites(), (std::vector<Site>{{FiberId(30), "parent"}}));
+}
+
+TEST(Cause, test_cause_fail_unwraps_deep_trees_on_a_small_stack) {
+  static constexpr int kDepth = 50'000;
+  run_on_small_stack([] {
+    // Sequential(Sequential(..., F), I), no sites: every leaf gets one. (A
+    // chain, not a zigzag: CauseError's message is pretty(), whose indentation
+    // grows with the depth of alternating kinds.)
+    Cause chain;
+    for (int i = 0; i < kDepth; ++i)
+      chain = Cause::sequential(std::move(chain), i % 2 ? Cause::interrupt(FiberId(i)) : fail("x"));
+    Cause c = Cause::fail(error(weft::CauseError(chain)), {}, {FiberId(8), ""});
+    EXPECT_EQ(c.failures(), chain.failures());
+    EXPECT_EQ(c.interruptors(), chain.interruptors());
+    auto sites = c.failure_sites();
+    EXPECT_EQ(std::count(sites.begin(), sites.end(), Site{FiberId(8), ""}), kDepth / 2);
+    chain = Cause();
+    c = Cause();
+  });
+}
+
 // ---------------------------------------------------------------- CauseError
 
 TEST(CauseError, test_cause_error_holds_the_cause_and_describes_it) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -216,6 +217,36 @@ TEST(Exit, test_exit_formats_with_fmt_and_ostream) {
   std::ostringstream os;
   os << Exit<int>::success(5) << ' ' << Exit<void>::failure(Cause::interrupt(FiberId(2)));
   EXPECT_EQ(os.str(), "Exit(ok: 5) Exit(interrupted: Interrupt(#2))");
+}
+
+TEST(Exit, test_exit_formats_optional_values) {
+  // fmt 9 cannot format std::optional: Exit prints it itself.
+  EXPECT_EQ(fmt::format("{}", Exit<std::optional<int>>::success(std::nullopt)),
+            "Exit(ok: nullopt)");
+  EXPECT_EQ(fmt::format("{}", Exit<std::optional<int>>::success(5)), "Exit(ok: 5)");
+  EXPECT_EQ(fmt::format("{}", Exit<std::optional<std::string>>::success("hi")), "Exit(ok: hi)");
+  EXPECT_EQ(fmt::format("{}", Exit<std::optional<NoDefault>>::success(std::nullopt)),
+            "Exit(ok: nullopt)");
+  EXPECT_EQ(fmt::format("{}", Exit<std::optional<NoDefault>>::success(NoDefault(1))), "Exit(ok)");
+  std::ostringstream os;
+  os << Exit<std::optional<int>>::success(std::nullopt);
+  EXPECT_EQ(os.str(), "Exit(ok: nullopt)");
+}
+
+TEST(Exit, test_exit_value_round_trip_keeps_the_failures) {
+  // value() -> exception -> Cause::fail (what a fiber does with an escaping
+  // exception) gives back the same failures, one or several, not a wrapper.
+  Cause sites = Cause::parallel(
+      Cause::fail(std::make_exception_ptr(std::runtime_error("a")), {}, {FiberId(4), "four"}),
+      Cause::fail(std::make_exception_ptr(std::logic_error("b")), {}, {FiberId(5), ""}));
+  Cause one = Cause::fail(std::make_exception_ptr(std::out_of_range("c")), {}, {FiberId(6), "six"});
+  for (const Cause& original : {sites, one}) {
+    Exit<int> e = Exit<int>::failure(original);
+    Cause back = Cause::fail(thrown_by([&] { (void)e.value(); }));
+    EXPECT_EQ(back.failures(), original.failures());
+    EXPECT_EQ(back.failure_sites(), original.failure_sites());
+    EXPECT_EQ(back.failure<weft::CauseError>(), nullptr);
+  }
 }
 
 }  // namespace

@@ -10,7 +10,8 @@
 //   them, finalizers included; then all rethrows that task's cause alone
 //   (one failure: the original exception; several: CauseError; only an
 //   interruption: Interrupted). Failures of siblings that end while being
-//   interrupted are not reported.
+//   interrupted are not reported. If it escapes the caller, the caller's
+//   cause is that task's cause again, its fiber ids included (Cause::fail).
 // - If the caller is interrupted while waiting, every task is interrupted
 //   and awaited, then Interrupted propagates.
 // - all() with no tasks returns std::tuple<>{} at once.

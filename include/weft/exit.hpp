@@ -2,12 +2,15 @@
 // holding a T, or a non-empty Cause (failures and/or interruptions). Exit<void>
 // is the same without a value. value() turns a failure back into an exception:
 // the original one when there is exactly one failure, CauseError when there are
-// several, Interrupted when the fiber was only interrupted.
+// several, Interrupted when the fiber was only interrupted. Such an exception
+// escaping another fiber gives that fiber the same cause back (Cause::fail),
+// failures and their fibers included: value() -> throw -> Exit round-trips.
 #pragma once
 
 #include <fmt/format.h>
 
 #include <iosfwd>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -62,12 +65,26 @@ class ExitBase {
 // describe_exit_failure() is "Exit(failed: <cause>)" or "Exit(interrupted: <cause>)".
 std::string describe_exit_failure(const Cause& cause);
 
+// is_optional<T> is true for std::optional<U>: fmt 9 cannot print it, Exit does.
+template <class T>
+inline constexpr bool is_optional = false;
+template <class U>
+inline constexpr bool is_optional<std::optional<U>> = true;
+
 // describe_exit() is the text printed by fmt and operator<< for an Exit.
 template <class T>
 std::string describe_exit(const Exit<T>& exit) {
   if (!exit.ok()) return describe_exit_failure(exit.cause());
   if constexpr (std::is_void_v<T>) {
     return "Exit(ok)";
+  } else if constexpr (is_optional<T>) {  // before is_formattable: one spelling with any fmt
+    const T& value = *exit.value_if();
+    if (!value.has_value()) return "Exit(ok: nullopt)";
+    if constexpr (fmt::is_formattable<typename T::value_type>::value) {
+      return fmt::format("Exit(ok: {})", *value);
+    } else {
+      return "Exit(ok)";
+    }
   } else if constexpr (fmt::is_formattable<T>::value) {
     return fmt::format("Exit(ok: {})", *exit.value_if());
   } else {
@@ -141,7 +158,8 @@ class [[nodiscard("an Exit holds how a fiber ended, failure included")]] Exit<vo
   using Base::Base;
 };
 
-// operator<< prints like fmt: "Exit(ok: 42)", "Exit(failed: Fail(...))", "Exit(interrupted: ...)".
+// operator<< prints like fmt: "Exit(ok: 42)", "Exit(ok: nullopt)", "Exit(failed: Fail(...))",
+// "Exit(interrupted: ...)".
 template <class T>
 std::ostream& operator<<(std::ostream& os, const Exit<T>& exit) {
   return detail::write_to(os, detail::describe_exit(exit));
@@ -150,7 +168,8 @@ std::ostream& operator<<(std::ostream& os, const Exit<T>& exit) {
 }  // namespace weft
 
 // fmt::formatter<Exit<T>> prints "Exit(ok: <value>)" (when T is formattable,
-// else "Exit(ok)"), "Exit(failed: <cause>)" or "Exit(interrupted: <cause>)".
+// else "Exit(ok)"; a std::optional prints its value or "nullopt"),
+// "Exit(failed: <cause>)" or "Exit(interrupted: <cause>)", on one line.
 template <class T>
 struct fmt::formatter<weft::Exit<T>> : fmt::formatter<fmt::string_view> {
   // Writes exit as described above; accepts string specs.

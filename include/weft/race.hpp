@@ -8,7 +8,8 @@
 //   not win while another contestant may still succeed. When every
 //   contestant fails, the result is the Parallel cause of all of them, in
 //   argument order (race rethrows it: one failure as the original
-//   exception, several as CauseError, only interruptions as Interrupted).
+//   exception, several as CauseError, only interruptions as Interrupted;
+//   escaping the racing fiber, it becomes that cause again, fibers included).
 // - race_first: the first contestant to end wins, whatever its outcome.
 // - The losers are interrupted by the racing fiber (their Exit's
 //   cause().interruptors() holds the racer's id) and awaited: their

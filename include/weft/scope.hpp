@@ -2,7 +2,10 @@
 // may borrow locals declared before it. join() awaits them all and rethrows
 // the failure (one: the original exception; several: CauseError); the first
 // child failure interrupts the others; the destructor interrupts and awaits
-// whatever is still running, and reports a failure nobody joined.
+// whatever is still running, and reports a failure nobody joined (on stderr,
+// naming the child and printing its cause; a debug assertion unless
+// unwinding). A failure join() rethrows and that escapes the owner keeps the
+// children's cause, fibers included (Cause::fail unwraps it).
 #pragma once
 
 #include <weft/detail/fiber_core.hpp>
@@ -48,13 +51,19 @@ class Scope {
 
  private:
   void add(detail::FiberCore* child);
+  // children_from() is a new reference to each child from index `from` on,
+  // copied under the spin lock into space reserved outside it.
+  std::vector<detail::FiberRef> children_from(std::size_t from);
   void child_failed() noexcept;
   Cause collect_failures();
+  // report_unjoined_failures() writes each failure join() did not report to
+  // stderr, naming the child; true if there was one.
+  bool report_unjoined_failures();
 
   detail::FiberCore* owner_;
   detail::SpinLock lock_;
   std::vector<detail::FiberRef> children_ WEFT_GUARDED_BY(lock_);
-  std::size_t reported_ = 0;  // children whose failures join() reported
+  std::size_t reported_ = 0;  // children whose failures were reported (owner-only)
   std::atomic<bool> failed_{false};
 };
 

@@ -3,6 +3,8 @@
 // nodes deep, and a recursive walk would overflow a 256 KiB fiber stack.
 #include "weft/cause.hpp"
 
+#include <array>
+#include <atomic>
 #include <cstdlib>
 #include <iterator>
 #include <ostream>
@@ -10,7 +12,10 @@
 #include <typeinfo>
 #include <utility>
 
+#include "weft/detail/spin_lock.hpp"
 #include "weft/interrupted.hpp"
+
+#include "exit/rethrown.hpp"
 
 #if __has_include(<cxxabi.h>)
 #include <cxxabi.h>
@@ -29,6 +34,7 @@ struct Cause::Node {
   FiberId interruptor;         // interrupt nodes
   std::exception_ptr error;    // fail nodes
   std::string note;            // fail nodes, optional
+  Site site;                   // fail and interrupt nodes, optional
   Cause left;                  // sequential/parallel nodes
   Cause right;                 // sequential/parallel nodes
 
@@ -84,15 +90,20 @@ bool is_composite(CauseKind kind) {
   return kind == CauseKind::sequential || kind == CauseKind::parallel;
 }
 
+// Relevant predicates for walk_leaves(): which subtrees to enter.
+bool any_leaf(const Cause& cause) noexcept { return !cause.empty(); }
+bool failure_below(const Cause& cause) noexcept { return cause.has_failure(); }
+bool interrupt_below(const Cause& cause) noexcept { return cause.has_interrupt(); }
+
 // walk_leaves() visits the leaves of root depth-first, left to right, skipping
 // subtrees where relevant() is false; it stops when visit() returns false.
 template <class Visit>
-void walk_leaves(const Cause& root, bool (Cause::*relevant)() const noexcept, Visit visit) {
+void walk_leaves(const Cause& root, bool (*relevant)(const Cause&) noexcept, Visit visit) {
   std::vector<const Cause*> stack{&root};
   while (!stack.empty()) {
     const Cause* cause = stack.back();
     stack.pop_back();
-    if (!(cause->*relevant)()) continue;
+    if (!relevant(*cause)) continue;
     if (is_composite(cause->kind())) {
       stack.push_back(&cause->right());
       stack.push_back(&cause->left());
@@ -149,17 +160,61 @@ std::string describe(const std::exception_ptr& error) {
   }
 }
 
-// leaf_label() is the pretty() line of a leaf.
+// site_text() is "#12 'user-3'", or "#12" for a fiber without a name.
+std::string site_text(const Cause::Site& site) {
+  if (site.name.empty()) return fmt::format("{}", site.fiber);
+  return fmt::format("{} '{}'", site.fiber, site.name);
+}
+
+// one_line() is text with its line breaks spelled "\n" and "\r", for the one-line form.
+std::string one_line(std::string text) {
+  for (std::size_t at = 0; (at = text.find_first_of("\n\r", at)) != std::string::npos; at += 2)
+    text.replace(at, 1, text[at] == '\n' ? "\\n" : "\\r");
+  return text;
+}
+
+// leaf_label() is the pretty() line of a leaf, e.g.
+// "Fail (in finalizer) in fiber #12 'user-3': std::logic_error: x".
 std::string leaf_label(const Cause& cause) {
+  std::string where = cause.site().fiber ? " in fiber " + site_text(cause.site()) : "";
   switch (cause.kind()) {
     case CauseKind::fail:
-      if (cause.note().empty()) return "Fail: " + describe(cause.exception());
-      return fmt::format("Fail ({}): {}", cause.note(), describe(cause.exception()));
+      if (cause.note().empty())
+        return fmt::format("Fail{}: {}", where, describe(cause.exception()));
+      return fmt::format("Fail ({}){}: {}", cause.note(), where, describe(cause.exception()));
     case CauseKind::interrupt:
-      return fmt::format("Interrupted by {}", cause.interruptor());
+      return fmt::format("Interrupted by {}{}", cause.interruptor(), where);
     default:
       return "(empty)";
   }
+}
+
+// leaf_line() is the one-line form of a leaf, e.g. "Fail(#12 'user-3': DbError: x) [in
+// finalizer]" or "Interrupt(#3 in #12 'user-3')".
+std::string leaf_line(const Cause& cause) {
+  const Cause::Site& site = cause.site();
+  if (cause.kind() == CauseKind::interrupt) {
+    if (!site.fiber) return fmt::format("Interrupt({})", cause.interruptor());
+    return fmt::format("Interrupt({} in {})", cause.interruptor(), one_line(site_text(site)));
+  }
+  std::string out = "Fail(";
+  if (site.fiber) out.append(one_line(site_text(site))).append(": ");
+  out.append(one_line(describe(cause.exception()))).append(")");
+  if (!cause.note().empty())
+    out.append(" [").append(one_line(std::string(cause.note()))).append("]");
+  return out;
+}
+
+// carried_cause() is the cause a CauseError carries, or the empty cause when
+// error is not a CauseError.
+Cause carried_cause(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const CauseError& e) {
+    return e.cause();
+  } catch (...) {
+  }
+  return Cause();
 }
 
 // append_lines() appends text, prefixing every continuation line with indent
@@ -175,7 +230,7 @@ void append_lines(std::string& out, std::string_view text, std::string_view inde
 // count_failures() counts the fail leaves of cause, stopping once it reaches limit.
 std::size_t count_failures(const Cause& cause, std::size_t limit) {
   std::size_t count = 0;
-  walk_leaves(cause, &Cause::has_failure, [&](const Cause& leaf) {
+  walk_leaves(cause, failure_below, [&](const Cause& leaf) {
     if (leaf.kind() == CauseKind::fail) ++count;
     return count < limit;
   });
@@ -198,22 +253,85 @@ std::shared_ptr<const std::string> cause_error_message(const Cause& cause) noexc
 }  // namespace
 
 Cause Cause::fail(std::exception_ptr error, std::string_view note) {
+  return fail(std::move(error), note, Site());
+}
+
+// The one place where an exception becomes a cause: a CauseError is
+// unwrapped and a rethrown original is its old leaf, so no path (a fiber's
+// end, a finalizer, Deferred, a user's catch block) piles wrappers up.
+Cause Cause::fail(std::exception_ptr error, std::string_view note, Site where) {
   if (error == nullptr)
     throw std::invalid_argument("weft: Cause::fail() needs a non-null exception");
+  if (Cause carried = carried_cause(error); !carried.empty())
+    return with_defaults(carried, note, where);
+  if (Cause original = detail::recall_rethrown(error); !original.empty())
+    return with_defaults(original, note, where);
+  return make_leaf(CauseKind::fail, std::move(error), note, FiberId(), std::move(where));
+}
+
+Cause Cause::interrupt(FiberId by) { return interrupt(by, Site()); }
+
+Cause Cause::interrupt(FiberId by, Site interrupted) {
+  return make_leaf(CauseKind::interrupt, nullptr, {}, by, std::move(interrupted));
+}
+
+Cause Cause::make_leaf(CauseKind kind, std::exception_ptr error, std::string_view note, FiberId by,
+                       Site where) {
   auto node = std::make_shared<Node>();
-  node->kind = CauseKind::fail;
-  node->has_failure = true;
+  node->kind = kind;
+  node->has_failure = kind == CauseKind::fail;
+  node->has_interrupt = kind == CauseKind::interrupt;
+  node->interruptor = by;
   node->error = std::move(error);
   node->note = note;
+  node->site = std::move(where);
   return Cause(std::move(node));
 }
 
-Cause Cause::interrupt(FiberId by) {
-  auto node = std::make_shared<Node>();
-  node->kind = CauseKind::interrupt;
-  node->has_interrupt = true;
-  node->interruptor = by;
-  return Cause(std::move(node));
+Cause Cause::with_defaults(const Cause& cause, std::string_view note, const Site& where) {
+  auto lacks = [&](const Cause& leaf) {
+    return (!leaf.site().fiber && where.fiber) ||
+           (leaf.kind() == CauseKind::fail && leaf.note().empty() && !note.empty());
+  };
+  bool changes = false;
+  walk_leaves(cause, any_leaf, [&](const Cause& leaf) { return !(changes = lacks(leaf)); });
+  if (!changes) return cause;
+  // Rebuild bottom-up with an explicit stack (trees may be thousands deep);
+  // a subtree whose leaves all change nothing is shared, not copied.
+  struct Item {
+    const Cause* cause;
+    bool children_built;
+  };
+  std::vector<Item> stack{{&cause, false}};
+  std::vector<Cause> built;
+  while (!stack.empty()) {
+    Item item = stack.back();
+    stack.pop_back();
+    const Cause& c = *item.cause;
+    if (!is_composite(c.kind())) {
+      if (!lacks(c)) {
+        built.push_back(c);
+        continue;
+      }
+      const Node& n = *c.node_;
+      built.push_back(make_leaf(n.kind, n.error, n.note.empty() ? note : std::string_view(n.note),
+                                n.interruptor, n.site.fiber ? n.site : where));
+    } else if (!item.children_built) {
+      stack.push_back({item.cause, true});
+      stack.push_back({&c.right(), false});
+      stack.push_back({&c.left(), false});  // popped first: built holds left, then right
+    } else {
+      Cause right = std::move(built.back());
+      built.pop_back();
+      Cause left = std::move(built.back());
+      built.pop_back();
+      if (left.node_ == c.left().node_ && right.node_ == c.right().node_)
+        built.push_back(c);
+      else
+        built.push_back(combine(c.kind(), std::move(left), std::move(right)));
+    }
+  }
+  return std::move(built.back());
 }
 
 Cause Cause::sequential(Cause first, Cause then) {
@@ -246,6 +364,13 @@ std::string_view Cause::note() const noexcept {
 
 FiberId Cause::interruptor() const noexcept { return node_ ? node_->interruptor : FiberId(); }
 
+const Cause::Site& Cause::site() const noexcept {
+  // Never destroyed, like kEmpty; on the heap because std::string is not
+  // constinit with every compiler we build with (clang 14 + libstdc++ 12).
+  static const Site* const no_site = new Site();
+  return node_ ? node_->site : *no_site;
+}
+
 const Cause& Cause::left() const noexcept { return node_ ? node_->left : detail::empty_cause(); }
 
 const Cause& Cause::right() const noexcept { return node_ ? node_->right : detail::empty_cause(); }
@@ -256,7 +381,7 @@ bool Cause::has_interrupt() const noexcept { return node_ && node_->has_interrup
 
 std::vector<std::exception_ptr> Cause::failures() const {
   std::vector<std::exception_ptr> out;
-  walk_leaves(*this, &Cause::has_failure, [&](const Cause& leaf) {
+  walk_leaves(*this, failure_below, [&](const Cause& leaf) {
     if (leaf.kind() == CauseKind::fail) out.push_back(leaf.exception());
     return true;
   });
@@ -265,8 +390,26 @@ std::vector<std::exception_ptr> Cause::failures() const {
 
 std::vector<FiberId> Cause::interruptors() const {
   std::vector<FiberId> out;
-  walk_leaves(*this, &Cause::has_interrupt, [&](const Cause& leaf) {
+  walk_leaves(*this, interrupt_below, [&](const Cause& leaf) {
     if (leaf.kind() == CauseKind::interrupt) out.push_back(leaf.interruptor());
+    return true;
+  });
+  return out;
+}
+
+std::vector<Cause::Site> Cause::failure_sites() const {
+  std::vector<Site> out;
+  walk_leaves(*this, failure_below, [&](const Cause& leaf) {
+    if (leaf.kind() == CauseKind::fail) out.push_back(leaf.site());
+    return true;
+  });
+  return out;
+}
+
+std::vector<Cause::Site> Cause::interrupt_sites() const {
+  std::vector<Site> out;
+  walk_leaves(*this, interrupt_below, [&](const Cause& leaf) {
+    if (leaf.kind() == CauseKind::interrupt) out.push_back(leaf.site());
     return true;
   });
   return out;
@@ -274,7 +417,7 @@ std::vector<FiberId> Cause::interruptors() const {
 
 const void* Cause::find_failure(FailureProbe probe) const {
   const void* found = nullptr;
-  walk_leaves(*this, &Cause::has_failure, [&](const Cause& leaf) {
+  walk_leaves(*this, failure_below, [&](const Cause& leaf) {
     if (leaf.kind() == CauseKind::fail) found = probe(leaf.node_->error);
     return found == nullptr;
   });
@@ -326,7 +469,13 @@ namespace detail {
 void rethrow_cause(const Cause& cause) {
   if (cause.has_failure()) {
     if (count_failures(cause, 2) >= 2) throw CauseError(cause);
-    std::rethrow_exception(cause.failures().front());
+    const Cause* failure = nullptr;
+    walk_leaves(cause, failure_below, [&](const Cause& leaf) {
+      if (leaf.kind() == CauseKind::fail) failure = &leaf;
+      return failure == nullptr;
+    });
+    remember_rethrown(*failure);
+    std::rethrow_exception(failure->exception());
   }
   if (cause.has_interrupt()) throw Interrupted(cause);
   throw std::logic_error("weft: rethrow_cause() needs a non-empty cause");
@@ -351,13 +500,8 @@ std::string format_cause(const Cause& cause) {
     }
     switch (item.cause->kind()) {
       case CauseKind::fail:
-        out += "Fail(";
-        out += describe(item.cause->exception());
-        out += ')';
-        if (!item.cause->note().empty()) out.append(" [").append(item.cause->note()).append("]");
-        break;
       case CauseKind::interrupt:
-        fmt::format_to(std::back_inserter(out), "Interrupt({})", item.cause->interruptor());
+        out += leaf_line(*item.cause);
         break;
       case CauseKind::sequential:
       case CauseKind::parallel: {

@@ -129,6 +129,8 @@ class FiberControl final : public WaitOwner {
   // add_finalizer_failure() records an exception thrown by a finalizer while
   // unwinding; it is added to the Exit's cause after the original.
   void add_finalizer_failure(std::exception_ptr e);
+  // rethrown() is the slot of src/exit/rethrown.hpp (owner-only).
+  Cause& rethrown() noexcept { return rethrown_; }
   // yield() switches to the worker, which requeues this fiber (owner-only).
   void yield() noexcept { suspend(SwitchAction::yield); }
 
@@ -223,6 +225,8 @@ class FiberControl final : public WaitOwner {
   std::vector<FiberId> interruptors_ WEFT_GUARDED_BY(interrupt_lock_);
   std::unique_ptr<std::stop_source> stop_source_ WEFT_GUARDED_BY(interrupt_lock_);
   std::vector<std::exception_ptr> finalizer_failures_;  // owner-only
+  // The leaf rethrow_cause() last rethrew here (src/exit/rethrown.hpp); owner-only.
+  Cause rethrown_;
 
   // completion
   SyncQueue joiners_;

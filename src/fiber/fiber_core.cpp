@@ -5,6 +5,7 @@
 #include <weft/detail/fiber_group.hpp>
 #include <weft/fiber.hpp>
 
+#include "exit/rethrown.hpp"
 #include "fiber/fiber_control.hpp"
 #include "scheduler/scheduler.hpp"
 
@@ -24,6 +25,8 @@ void count_object([[maybe_unused]] int d) noexcept {
   g_live_objects.fetch_add(d, std::memory_order_relaxed);
 #endif
 }
+// site_of() names f in its causes: pretty() says which fiber failed or was interrupted.
+Cause::Site site_of(const FiberControl& f) { return {f.id(), f.name()}; }
 }  // namespace
 
 namespace {
@@ -62,6 +65,24 @@ Scheduler& require_scheduler(const char* what) {
   if (s == nullptr)
     throw std::logic_error(fmt::format("{} called outside any fiber; use Runtime::spawn", what));
   return *s;
+}
+
+namespace {
+// rethrown_slot() is the current fiber's slot, or this plain thread's (a
+// plain thread does not migrate, so a thread-local is its own).
+Cause& rethrown_slot() noexcept {
+  thread_local Cause tls_rethrown;
+  if (FiberCore* f = current_fiber()) return control(*f).rethrown();
+  return tls_rethrown;
+}
+}  // namespace
+
+void remember_rethrown(const Cause& leaf) noexcept { rethrown_slot() = leaf; }
+
+Cause recall_rethrown(const std::exception_ptr& error) noexcept {
+  const Cause& leaf = rethrown_slot();
+  if (!leaf.empty() && leaf.exception() == error) return leaf;
+  return Cause();
 }
 
 void check_stack_size(std::size_t size, const char* what) {
@@ -176,6 +197,7 @@ void FiberControl::live_and_end() noexcept {
   // DESIGN 3.5: the end of the body is an interruptible boundary.
   if (cause.empty() && interrupt_pending() && !forked_uninterruptible_) cause = interrupt_cause();
   cause = with_finalizer_failures(std::move(cause));
+  rethrown_ = Cause();  // the body and its finalizers are over: drop the exception it held
   end_children();
   publish(cause);
 }
@@ -187,7 +209,8 @@ Cause FiberControl::run_and_catch() noexcept {
   } catch (const Interrupted& e) {
     cause = interrupt_pending() ? interrupt_cause() : e.cause();
   } catch (...) {
-    cause = Cause::fail(std::current_exception());
+    // Cause::fail unwraps an escaping CauseError (its leaves keep their fibers).
+    cause = Cause::fail(std::current_exception(), {}, site_of(*this));
     if (interrupting()) cause = Cause::sequential(interrupt_cause(), std::move(cause));
   }
   // The callable's captures are finalizers too; they run masked.
@@ -198,7 +221,7 @@ Cause FiberControl::run_and_catch() noexcept {
 
 Cause FiberControl::with_finalizer_failures(Cause cause) noexcept {
   for (auto& e : finalizer_failures_)
-    cause = Cause::sequential(std::move(cause), Cause::fail(e, "in finalizer"));
+    cause = Cause::sequential(std::move(cause), Cause::fail(e, "in finalizer", site_of(*this)));
   finalizer_failures_.clear();
   return cause;
 }
@@ -306,9 +329,10 @@ void FiberControl::request_interrupt(FiberId by) {
 }
 
 Cause FiberControl::interrupt_cause() const {
+  const Cause::Site self = site_of(*this);
   std::lock_guard lk(interrupt_lock_);
   Cause c;
-  for (FiberId by : interruptors_) c = Cause::parallel(std::move(c), Cause::interrupt(by));
+  for (FiberId by : interruptors_) c = Cause::parallel(std::move(c), Cause::interrupt(by, self));
   return c;
 }
 

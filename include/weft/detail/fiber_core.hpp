@@ -82,7 +82,7 @@ class FiberCore {
   virtual Cause exit_cause() const = 0;
 
   // Bytes of the src-private part (static_assert'ed there).
-  static constexpr std::size_t kControlStorage = 416;
+  static constexpr std::size_t kControlStorage = 432;
 
  protected:
   FiberCore(Scheduler& scheduler, FiberCore* parent, const ForkOptions& options);
