@@ -25,8 +25,9 @@
 // Either way the lock is held again before Interrupted (or any exception)
 // leaves the call: it is re-acquired inside an Uninterruptible region, so the
 // pending interrupt cannot skip it (it is delivered at the next yield point
-// instead). A notification and an interrupt racing for one waiter never lose
-// the notification: whichever claims the waiter first wins. If the
+// instead), and a waiter that was notified before the interrupt came returns
+// normally with its notification rather than losing it. A notification and an interrupt racing for
+// one waiter never lose the notification: whichever claims the waiter first wins. If the
 // notification wins, wait() returns normally (the interrupt stays pending);
 // if the interrupt wins, the waiter consumed nothing and notify_one() goes to
 // the next waiter instead (as Java's Object.notify and Go's sync.Cond do).
