@@ -30,6 +30,10 @@
 // the caller already owns throws std::logic_error (it would wait forever);
 // unlock() by anyone but the owner is a debug assertion (WEFT_ASSERT).
 //
+// Conditions: wait for one under the mutex with weft::ConditionVariable;
+// std::condition_variable_any would block the worker thread (and hang the
+// runtime when the notifier needs that worker).
+//
 // Lifetime: a Mutex may be destroyed by its last owner right after lock()
 // returned, even if the unlock() that handed it over has not returned yet
 // (the destructor waits for it to release the internal lock). Destroying a

@@ -5,6 +5,7 @@
 #include <weft/all.hpp>
 #include <weft/cause.hpp>
 #include <weft/channel.hpp>
+#include <weft/condition_variable.hpp>
 #include <weft/deadline.hpp>
 #include <weft/deferred.hpp>
 #include <weft/exit.hpp>
