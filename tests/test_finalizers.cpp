@@ -190,6 +190,65 @@ TEST_P(FinalizerTest, test_acquire_release_runs_release_once_on_every_outcome) {
   EXPECT_EQ(released.load(), 2);
 }
 
+// release(r, cause) runs in the handler of use's exception, so its cause
+// holds that exception itself, which then propagates unchanged.
+TEST_P(FinalizerTest, test_acquire_release_release_sees_the_exception_itself) {
+  EventLog log;
+  Exit<int> e = run([&] {
+    return acquire_release([] { return 5; },
+                           [](int) -> int { throw std::runtime_error("use failed"); },
+                           [&](int, const Cause& c) {
+                             const auto* error = c.failure<std::runtime_error>();
+                             log.add(error != nullptr ? error->what() : "not the exception");
+                             log.add(c.failure<InFlightException>() ? "marker" : "no marker");
+                           });
+  });
+  EXPECT_EQ(log.events(), (std::vector<std::string>{"use failed", "no marker"}));
+  ASSERT_TRUE(e.failed());
+  ASSERT_NE(e.cause().failure<std::runtime_error>(), nullptr);
+  EXPECT_STREQ(e.cause().failure<std::runtime_error>()->what(), "use failed");
+}
+
+// A release that throws after use failed is added after the original.
+TEST_P(FinalizerTest, test_acquire_release_failing_release_after_failure_is_kept) {
+  Exit<void> e = run([&] {
+    acquire_release([] { return 1; }, [](int) { throw std::runtime_error("use failed"); },
+                    [](int, const Cause&) { throw std::logic_error("release failed"); });
+  });
+  ASSERT_TRUE(e.failed());
+  ASSERT_EQ(e.cause().failures().size(), 2u);
+  EXPECT_STREQ(e.cause().failure<std::runtime_error>()->what(), "use failed");
+  EXPECT_STREQ(e.cause().failure<std::logic_error>()->what(), "release failed");
+}
+
+// An OnExit cannot reach the propagating exception (on_exit.hpp says why):
+// its cause holds the InFlightException marker, never another exception,
+// even inside a catch block whose caught exception a destructor would see
+// through std::current_exception().
+TEST_P(FinalizerTest, test_finalizers_onexit_sees_in_flight_marker) {
+  EventLog log;
+  auto describe = [&](const Cause& c) {
+    if (c.failure<std::runtime_error>() != nullptr) return "runtime_error";
+    if (c.failure<std::logic_error>() != nullptr) return "logic_error";
+    if (c.failure<InFlightException>() != nullptr) return "marker";
+    return "other";
+  };
+  Exit<void> e = run([&] {
+    try {
+      OnExit fin([&](const Cause& c) { log.add(describe(c)); });
+      throw std::runtime_error("body");
+    } catch (const std::runtime_error&) {
+      try {
+        OnExit fin([&](const Cause& c) { log.add(describe(c)); });
+        throw std::logic_error("inside a handler");
+      } catch (const std::logic_error&) {
+      }
+    }
+  });
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(log.events(), (std::vector<std::string>{"marker", "marker"}));
+}
+
 TEST_P(FinalizerTest, test_acquire_release_interrupt_during_acquire_skips_use) {
   EventLog log;
   Exit<void> e = run([&] {

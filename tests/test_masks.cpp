@@ -2,6 +2,8 @@
 #include "support/weft_test.hpp"
 
 #include <atomic>
+#include <stop_token>
+#include <thread>
 
 namespace weft {
 namespace {
@@ -197,6 +199,130 @@ TEST_P(MaskTest, test_mask_fiber_interrupt_on_self_when_interruptible_stops_it) 
   });
   EXPECT_TRUE(e.ok());
   EXPECT_EQ(log.events(), std::vector<std::string>{"finalizer"});
+}
+
+// this_fiber::stop_token() follows the mask (DESIGN 3.3): a token taken
+// where no interrupt can be delivered never fires, so stop-aware code called
+// from a mask or a finalizer runs to the end.
+TEST_P(MaskTest, test_mask_stop_token_taken_in_mask_ignores_pending_interrupt) {
+  std::atomic<bool> possible{true};
+  std::atomic<bool> requested{true};
+  std::atomic<bool> requested_later{true};
+  Exit<void> e = run([&] {
+    Latch masked(1);
+    Fiber<void> target = fork([&] {
+      Uninterruptible mask;
+      masked.count_down();
+      while (!this_fiber::interrupt_requested()) this_fiber::yield();  // masked: not delivered
+      std::stop_token token = this_fiber::stop_token();
+      possible = token.stop_possible();
+      requested = token.stop_requested();
+      weft::interrupt();  // a second request, recorded while masked
+      requested_later = token.stop_requested();
+    });
+    masked.wait();
+    target.interrupt_fork();
+    EXPECT_TRUE(target.await().interrupted());
+  });
+  ASSERT_TRUE(e.ok());
+  EXPECT_FALSE(possible.load());
+  EXPECT_FALSE(requested.load());
+  EXPECT_FALSE(requested_later.load());
+}
+
+TEST_P(MaskTest, test_mask_stop_token_in_finalizer_during_interruption_never_fires) {
+  std::atomic<int> stops_seen{-1};
+  std::atomic<bool> catch_possible{true};
+  Exit<void> e = run([&] {
+    Latch parked(1);
+    Fiber<void> target = fork([&] {
+      OnExit flush([&] {
+        // A std::stop_token-aware flush: it must not see the interrupt.
+        std::stop_token token = this_fiber::stop_token();
+        int stops = 0;
+        for (int chunk = 0; chunk < 3; ++chunk) {
+          if (token.stop_requested()) ++stops;
+          this_fiber::yield();  // a finalizer may yield
+        }
+        stops_seen = stops;
+      });
+      try {
+        parked.count_down();
+        this_fiber::sleep_for(kForever);
+      } catch (const Interrupted&) {
+        catch_possible = this_fiber::stop_token().stop_possible();  // a catch block: masked too
+        throw;
+      }
+    });
+    parked.wait();
+    test::wait_parked(target);
+    EXPECT_TRUE(target.interrupt().interrupted());
+  });
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(stops_seen.load(), 0);
+  EXPECT_FALSE(catch_possible.load());
+}
+
+TEST_P(MaskTest, test_mask_stop_token_taken_interruptible_fires_on_interrupt) {
+  std::atomic<int> callbacks{0};
+  std::atomic<bool> after_mask{false};
+  Exit<void> e = run([&] {
+    Latch registered(1);
+    Latch fired(1);
+    Fiber<void> target = fork([&] {
+      std::stop_token token = this_fiber::stop_token();
+      EXPECT_TRUE(token.stop_possible());
+      std::stop_callback on_stop(token, [&] {
+        ++callbacks;
+        fired.count_down();
+      });
+      registered.count_down();
+      this_fiber::sleep_for(kForever);
+    });
+    registered.wait();
+    target.interrupt_fork();  // the callback runs here, on the interrupter
+    fired.wait();
+    EXPECT_TRUE(target.await().interrupted());
+
+    // Taken after a mask closes with an interrupt pending: already stopped.
+    Fiber<void> late = fork([&] {
+      {
+        Uninterruptible mask;
+        weft::interrupt();
+      }
+      after_mask = this_fiber::stop_token().stop_requested();  // not a yield point
+    });
+    EXPECT_TRUE(late.await().interrupted());
+  });
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(callbacks.load(), 1);
+  EXPECT_TRUE(after_mask.load());
+}
+
+// On a plain thread the guards are a documented no-op (a thread cannot be
+// interrupted): the queries stay consistent with that.
+TEST(MaskPlainThread, test_mask_guards_on_plain_thread_are_noops) {
+  std::vector<bool> seen;
+  int restored = 0;
+  std::thread t([&] {
+    seen.push_back(this_fiber::interruptible());
+    {
+      Uninterruptible mask;
+      seen.push_back(this_fiber::interruptible());
+      seen.push_back(this_fiber::interrupt_requested());
+      seen.push_back(this_fiber::stop_token().stop_possible());
+      restored = mask.restore([] { return this_fiber::interruptible() ? -1 : 42; });
+      {
+        Interruptible open;
+        seen.push_back(this_fiber::interruptible());  // still not interruptible
+      }
+      this_fiber::check_interrupt();  // no effect
+    }
+    seen.push_back(this_fiber::interruptible());
+  });
+  t.join();
+  EXPECT_EQ(seen, (std::vector<bool>{false, false, false, false, false, false}));
+  EXPECT_EQ(restored, 42);
 }
 
 // Checked in every build (WEFT_CHECK), not only with WEFT_DEBUG_ASSERTS.

@@ -5,6 +5,7 @@
 #include <weft/deadline.hpp>
 #include <weft/detail/fiber_core.hpp>
 #include <weft/detail/fiber_group.hpp>
+#include <weft/detail/local_map.hpp>
 #include <weft/exit.hpp>
 #include <weft/fiber_id.hpp>
 #include <weft/fork_options.hpp>
@@ -128,7 +129,9 @@ auto make_fiber(Scheduler& s, FiberCore* parent, const ForkOptions& o, F&& f) {
 
 // fork() starts f as a child of the current fiber. It never switches: the
 // child runs at the parent's next yield point at the earliest, or sooner on a
-// worker that steals it. Outside a fiber it throws std::logic_error.
+// worker that steals it. The child starts with a copy of the parent's
+// FiberLocal values (weft/fiber_local.hpp). Outside a fiber it throws
+// std::logic_error.
 template <class F>
 auto fork(F&& f, ForkOptions options = {}) -> Fiber<std::invoke_result_t<std::decay_t<F>&>> {
   using R = std::invoke_result_t<std::decay_t<F>&>;
@@ -137,18 +140,21 @@ auto fork(F&& f, ForkOptions options = {}) -> Fiber<std::invoke_result_t<std::de
     throw std::logic_error("weft::fork called outside any fiber; use Runtime::spawn");
   auto* core =
       detail::make_fiber(detail::scheduler_of(*parent), parent, options, std::forward<F>(f));
+  detail::inherit_locals(*core, *parent);  // FiberLocal values, as they are now
   Fiber<R> handle{detail::FiberRef(core)};
   detail::start_fiber(core, /*root=*/false);
   return handle;
 }
 
 // fork_daemon() starts f as a child of the runtime: it outlives its forker and
-// is interrupted only by the Runtime's destructor (or explicitly).
+// is interrupted only by the Runtime's destructor (or explicitly). Like fork,
+// it starts with a copy of the forker's FiberLocal values.
 template <class F>
 auto fork_daemon(F&& f, ForkOptions options = {}) -> Fiber<std::invoke_result_t<std::decay_t<F>&>> {
   using R = std::invoke_result_t<std::decay_t<F>&>;
   detail::Scheduler& s = detail::require_scheduler("weft::fork_daemon");
   auto* core = detail::make_fiber(s, nullptr, options, std::forward<F>(f));
+  detail::inherit_locals(*core, *detail::current_fiber());  // as fork: the forker's values
   Fiber<R> handle{detail::FiberRef(core)};
   detail::start_fiber(core, /*root=*/true);
   return handle;

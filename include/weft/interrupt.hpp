@@ -4,7 +4,15 @@
 // pending and are delivered at the first yield point after the outermost
 // region closes. restore(f) runs f with the status in force before that
 // guard; Interruptible re-opens delivery unconditionally. Guards must be
-// destroyed on the fiber that made them, innermost first (debug assertion).
+// destroyed on the fiber that made them, innermost first (checked).
+// this_fiber::stop_token() follows the same status: a token taken inside a
+// mask never fires (this_fiber.hpp).
+//
+// On a plain thread (no fiber) the guards are a documented no-op: a thread
+// cannot be interrupted, so there is nothing to mask or unmask. Inside them
+// this_fiber::interruptible() stays false (Interruptible included),
+// interrupt_requested() false, stop_token() unstoppable, and restore(f)
+// just calls f. Code shared by fibers and threads may use them freely.
 #pragma once
 
 #include <weft/detail/fiber_core.hpp>

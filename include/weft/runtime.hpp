@@ -45,7 +45,9 @@ class Runtime {
     return spawn(std::forward<F>(f), std::move(options)).await();
   }
   // spawn() starts f as a root fiber (no parent) from any thread. Like
-  // fork, it runs a decay-copy of f, called as an lvalue.
+  // fork, it runs a decay-copy of f, called as an lvalue. A root starts
+  // with every FiberLocal at its initial value, even when spawned from a
+  // fiber (fork_daemon copies the forker's).
   template <class F>
   auto spawn(F&& f, ForkOptions options = {}) -> Fiber<std::invoke_result_t<std::decay_t<F>&>> {
     using R = std::invoke_result_t<std::decay_t<F>&>;

@@ -44,11 +44,21 @@ inline void check_interrupt() {
   if (detail::FiberCore* f = detail::current_fiber()) f->check_interrupt();
 }
 // interruptible() is the current interruptibility (false in masks and in
-// finalizers while unwinding; false on a plain thread).
+// finalizers while unwinding; always false on a plain thread, which cannot
+// be interrupted).
 bool interruptible() noexcept;
 // interrupt_requested() is true when an interrupt is pending (never throws).
 bool interrupt_requested() noexcept;
-// stop_token() fires when this fiber is interrupted (never on a plain thread).
+// stop_token() bridges to code that takes a std::stop_token. Taken while the
+// fiber is interruptible, it fires (stop_requested(), stop_callbacks run on
+// the interrupter's thread) when an interrupt is requested, or at once if
+// one is pending. Taken where interrupts are masked (DESIGN 3.3, 3.4: an
+// Uninterruptible region, ForkOptions::uninterruptible, a finalizer such as
+// an OnExit or a destructor while unwinding, a catch block) it is
+// std::stop_token{}, which never fires: a stop-aware flush in a finalizer
+// runs to the end even while the fiber is being interrupted. The status is
+// the one when the token is taken: take it where you call the stop-aware
+// code. On a plain thread it never fires either.
 std::stop_token stop_token();
 
 }  // namespace this_fiber

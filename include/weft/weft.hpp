@@ -11,6 +11,7 @@
 #include <weft/exit.hpp>
 #include <weft/fiber.hpp>
 #include <weft/fiber_id.hpp>
+#include <weft/fiber_local.hpp>
 #include <weft/interrupt.hpp>
 #include <weft/interrupted.hpp>
 #include <weft/latch.hpp>

@@ -9,6 +9,7 @@
 
 #include <weft/detail/fiber_core.hpp>
 #include <weft/detail/intrusive_list.hpp>
+#include <weft/detail/local_map.hpp>
 #include <weft/detail/spin_lock.hpp>
 #include <weft/detail/sync_queue.hpp>
 #include <weft/detail/thread_annotations.hpp>
@@ -190,6 +191,8 @@ class FiberControl final : public WaitOwner {
   }
   // root list hooks (Scheduler only)
   ListHook<FiberControl> root_hook;
+  // locals() is this fiber's FiberLocal values (owner-only; src/locals/).
+  LocalMap& locals() noexcept { return locals_; }
 
  private:
   void complete_unstarted() noexcept;
@@ -238,6 +241,9 @@ class FiberControl final : public WaitOwner {
       WEFT_GUARDED_BY(children_lock_);
 
   FiberContext context_;
+
+  // FiberLocal values; released with the control block, after the finalizers.
+  LocalMap locals_;
 };
 
 // control() is f's private part.

@@ -58,7 +58,12 @@ bool interrupt_requested() noexcept {
 std::stop_token stop_token() {
   detail::FiberCore* f = detail::current_fiber();
   if (f == nullptr) return {};
-  return detail::control(*f).stop_token();
+  detail::FiberControl& c = detail::control(*f);
+  // DESIGN 3.3/3.4: where no interrupt can be delivered (a mask, a
+  // finalizer while unwinding, a catch block), a token must not stop the
+  // code it is handed to either: an unstoppable one.
+  if (!c.interruptible_now()) return {};
+  return c.stop_token();
 }
 
 }  // namespace this_fiber
