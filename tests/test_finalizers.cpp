@@ -39,7 +39,7 @@ TEST_P(FinalizerTest, test_finalizers_run_lifo_on_interrupt) {
   });
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(log.events(), (std::vector<std::string>{"onexit d interrupted", "dtor c", "onexit b",
-                                                     "dtor a", "interrupt returned"}));
+                                                    "dtor a", "interrupt returned"}));
 }
 
 TEST_P(FinalizerTest, test_finalizers_see_empty_cause_on_success) {
@@ -77,8 +77,8 @@ TEST_P(FinalizerTest, test_finalizers_may_suspend_while_unwinding) {
     EXPECT_TRUE(f.interrupt().interrupted());
   });
   ASSERT_TRUE(e.ok());
-  EXPECT_EQ(log.events(), (std::vector<std::string>{"dtor yielded while unwinding",
-                                                     "awaited 4 in finalizer"}));
+  EXPECT_EQ(log.events(),
+            (std::vector<std::string>{"dtor yielded while unwinding", "awaited 4 in finalizer"}));
 }
 
 TEST_P(FinalizerTest, test_finalizers_catch_block_may_suspend) {
@@ -174,8 +174,7 @@ TEST_P(FinalizerTest, test_finalizers_success_then_failing_finalizer_is_failure)
 TEST_P(FinalizerTest, test_acquire_release_runs_release_once_on_every_outcome) {
   std::atomic<int> released{0};
   Exit<int> ok = run([&] {
-    return acquire_release([] { return 5; }, [](int r) { return r * 2; },
-                           [&](int) { ++released; });
+    return acquire_release([] { return 5; }, [](int r) { return r * 2; }, [&](int) { ++released; });
   });
   EXPECT_EQ(ok.value(), 10);
   Exit<int> failed = run([&] {

@@ -39,8 +39,9 @@ TEST_P(MaskTest, test_mask_keeps_request_pending_until_region_closes) {
     EXPECT_TRUE(target.interrupt().interrupted());
   });
   ASSERT_TRUE(e.ok());
-  EXPECT_EQ(log.events(), (std::vector<std::string>{"masked sleep completed", "mask closed",
-                                                     "delivered at first yield point after the region"}));
+  EXPECT_EQ(log.events(),
+            (std::vector<std::string>{"masked sleep completed", "mask closed",
+                                      "delivered at first yield point after the region"}));
 }
 
 TEST_P(MaskTest, test_mask_regions_nest) {
@@ -58,8 +59,8 @@ TEST_P(MaskTest, test_mask_regions_nest) {
   });
   // The body ends with the request pending: an interruptible boundary.
   EXPECT_TRUE(e.interrupted());
-  EXPECT_EQ(log.events(), (std::vector<std::string>{"self-interrupt recorded",
-                                                     "inner closed, still masked"}));
+  EXPECT_EQ(log.events(),
+            (std::vector<std::string>{"self-interrupt recorded", "inner closed, still masked"}));
 }
 
 TEST_P(MaskTest, test_mask_restore_does_not_unmask_outer_region) {

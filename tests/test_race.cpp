@@ -19,9 +19,9 @@ namespace {
 
 using namespace std::chrono_literals;
 using test::Boom;
+using test::contains;
 using test::EventLog;
 using test::RuntimeTest;
-using test::contains;
 using test::yield_until;
 
 constexpr auto kLong = std::chrono::hours(1);  // a sleep nobody waits out

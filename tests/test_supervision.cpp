@@ -52,8 +52,8 @@ TEST_P(SupervisionTest, test_ending_children_interrupted_and_awaited_before_exit
     EXPECT_EQ(ce.cause().interruptors(), std::vector<FiberId>{FiberId(parent_id.load())});
   });
   ASSERT_TRUE(e.ok());
-  EXPECT_EQ(log.events(), (std::vector<std::string>{"parent body done", "child finalizer",
-                                                     "parent awaited"}));
+  EXPECT_EQ(log.events(),
+            (std::vector<std::string>{"parent body done", "child finalizer", "parent awaited"}));
 }
 
 TEST_P(SupervisionTest, test_ending_grandchildren_end_before_grandparent) {

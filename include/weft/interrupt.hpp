@@ -54,7 +54,7 @@ class [[nodiscard("a guard masks only while it lives")]] Uninterruptible {
   Uninterruptible() noexcept : guard_(false) {}
   // restore() runs f with the interruptibility in force before this guard.
   template <class F>
-  auto restore(F&& f) -> std::invoke_result_t<F> {
+  auto restore(F && f)->std::invoke_result_t<F> {
     detail::MaskGuard inner(guard_.previous());
     return std::forward<F>(f)();
   }

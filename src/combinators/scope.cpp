@@ -36,7 +36,7 @@ void Scope::add(detail::FiberCore* child) {
     }
     grown.reserve(capacity < 8 ? 8 : capacity * 2);
     std::lock_guard lk(lock_);
-    if (children_.capacity() >= grown.capacity()) continue;  // grown meanwhile
+    if (children_.capacity() >= grown.capacity()) continue;               // grown meanwhile
     for (detail::FiberRef& c : children_) grown.push_back(std::move(c));  // within capacity
     children_.swap(grown);  // the old buffer is freed with `grown`, after unlocking
   }
