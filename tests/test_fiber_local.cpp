@@ -305,6 +305,19 @@ TEST_P(FiberLocalTest, test_fiber_local_values_destroyed_exactly_once) {
   EXPECT_EQ(Counted::live(), counted_before_);
 }
 
+// A fiber's values go at its end (before its Exit is published), not when
+// the last handle to it goes.
+TEST_P(FiberLocalTest, test_fiber_local_values_released_at_the_end_not_with_the_handle) {
+  FiberLocal<Counted> local;
+  Exit<void> e = run([&] {
+    const auto before = Counted::live();
+    Fiber<void> child = fork([&] { local.set(Counted(7)); });
+    child.join();
+    EXPECT_EQ(Counted::live(), before);  // `child` still holds the fiber
+  });
+  ASSERT_TRUE(e.ok());
+}
+
 TEST_P(FiberLocalTest, test_fiber_local_values_outlive_the_local_object) {
   auto local = std::make_unique<FiberLocal<Counted>>();
   Exit<void> e = run([&] {

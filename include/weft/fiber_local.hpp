@@ -20,12 +20,12 @@
 //   starts (spawn, block_on) do not inherit it. The values are destroyed
 //   when the thread exits.
 // - Lifetime. A value is destroyed (exactly once) when the last fiber or
-//   thread holding it lets go: at set()/Scoped exit when unshared, else when
-//   the fiber's control block is released, which is after its finalizers
-//   (destructors, OnExit, the callable's captures): finalizers may read
-//   locals. A FiberLocal may be destroyed while fibers still hold values for
-//   it: they are destroyed with those fibers; keys are never reused (a
-//   process-unique id per FiberLocal, not its address).
+//   thread holding it lets go: at set()/Scoped exit when unshared, else at
+//   the fiber's end, after its finalizers (destructors, OnExit, the
+//   callable's captures: finalizers may read locals) and before its Exit is
+//   published. A Fiber handle kept afterwards does not keep them. A FiberLocal may be destroyed
+//   while fibers still hold values for it: they are destroyed with those fibers; keys are never
+//   reused (a process-unique id per FiberLocal, not its address).
 // - Threads. Each fiber reads and changes only its own values: nothing to
 //   lock, and no data race whatever the parent and child do after a fork.
 //   The FiberLocal object itself (its initial value) is shared and read-only.

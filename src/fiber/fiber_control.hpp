@@ -242,7 +242,7 @@ class FiberControl final : public WaitOwner {
 
   FiberContext context_;
 
-  // FiberLocal values; released with the control block, after the finalizers.
+  // FiberLocal values; released at the fiber's end, after its finalizers.
   LocalMap locals_;
 };
 

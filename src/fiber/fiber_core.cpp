@@ -197,7 +197,11 @@ void FiberControl::live_and_end() noexcept {
   // DESIGN 3.5: the end of the body is an interruptible boundary.
   if (cause.empty() && interrupt_pending() && !forked_uninterruptible_) cause = interrupt_cause();
   cause = with_finalizer_failures(std::move(cause));
-  rethrown_ = Cause();  // the body and its finalizers are over: drop the exception it held
+  // The body and its finalizers are over: drop the exception rethrow_cause()
+  // held and this fiber's FiberLocal values (a handle kept alive does not
+  // keep them; forked children share the table by reference).
+  rethrown_ = Cause();
+  locals_ = LocalMap();
   end_children();
   publish(cause);
 }
