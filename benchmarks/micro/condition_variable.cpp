@@ -16,13 +16,7 @@
 namespace weft {
 namespace {
 
-// in_fiber() on a one-worker runtime.
-template <class Body>
-void in_fiber(benchmark::State& state, Body body) {
-  RuntimeOptions o;
-  o.workers = 1;
-  bench::in_fiber(state, o, body);
-}
+using bench::in_fiber;
 
 void BM_cv_notify_one_no_waiters(benchmark::State& state) {
   in_fiber(state, [](benchmark::State& s) {

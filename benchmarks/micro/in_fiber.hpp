@@ -18,4 +18,12 @@ void in_fiber(benchmark::State& state, const RuntimeOptions& options, Body body)
   state.SetItemsProcessed(state.iterations());
 }
 
+// in_fiber() without options runs body(state) on a one-worker Runtime.
+template <class Body>
+void in_fiber(benchmark::State& state, Body body) {
+  RuntimeOptions o;
+  o.workers = 1;
+  in_fiber(state, o, body);
+}
+
 }  // namespace weft::bench
