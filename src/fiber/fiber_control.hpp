@@ -250,8 +250,8 @@ class FiberControl final : public WaitOwner {
 inline FiberControl& control(FiberCore& f) noexcept {
   return *std::launder(reinterpret_cast<FiberControl*>(f.control_));
 }
-
-// fiber_context() is f's private execution state.
-inline FiberContext& fiber_context(FiberControl& f) noexcept { return f.context(); }
+inline const FiberControl& control(const FiberCore& f) noexcept {
+  return *std::launder(reinterpret_cast<const FiberControl*>(f.control_));
+}
 
 }  // namespace weft::detail

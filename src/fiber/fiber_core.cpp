@@ -94,9 +94,7 @@ void check_stack_size(std::size_t size, const char* what) {
                                             size, StackPool::kMaxStackSize));
 }
 
-Scheduler& scheduler_of(const FiberCore& f) noexcept {
-  return control(const_cast<FiberCore&>(f)).scheduler();
-}
+Scheduler& scheduler_of(const FiberCore& f) noexcept { return control(f).scheduler(); }
 
 FiberCore::FiberCore(Scheduler& scheduler, FiberCore* parent, const ForkOptions& options)
     : id_(new_fiber_id()), preempt_(&g_no_preempt) {

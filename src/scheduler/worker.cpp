@@ -292,7 +292,7 @@ void Worker::idle() {
 }
 
 void Worker::start_fiber_stack(FiberControl* f) {
-  FiberContext& fc = fiber_context(*f);
+  FiberContext& fc = f->context();
   std::size_t size = f->stack_size_request();
   if (size == sched_.default_stack_size()) size = 0;
   fc.stack = sched_.stacks().acquire(index_, size);
@@ -312,7 +312,7 @@ void Worker::run_fiber(FiberControl* f) {
     case RunStart::resumed:
       break;
   }
-  FiberContext& fc = fiber_context(*f);
+  FiberContext& fc = f->context();
   tls_current_fiber = &f->core();
   set_running_fiber(&fc.info);
   run_seq_.store(run_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -336,7 +336,7 @@ void Worker::after_switch(FiberControl* f) {
     case AfterSwitch::parked:
       break;
     case AfterSwitch::exited: {
-      FiberContext& fc = fiber_context(*f);
+      FiberContext& fc = f->context();
       context_destroy(fc.ctx);
       sched_.stacks().release(index_, fc.stack);
       fc.stack = Stack{};

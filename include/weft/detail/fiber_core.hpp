@@ -97,6 +97,7 @@ class FiberCore {
  private:
   friend class FiberControl;
   friend FiberControl& control(FiberCore& f) noexcept;
+  friend const FiberControl& control(const FiberCore& f) noexcept;
   static constexpr std::uint32_t kPending = 1;    // a request was recorded (sticky)
   static constexpr std::uint32_t kDelivered = 2;  // Interrupted was thrown at least once
 
