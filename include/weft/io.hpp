@@ -18,6 +18,7 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -25,6 +26,16 @@
 #include <string>
 #include <string_view>
 #include <utility>
+
+namespace weft::io {
+class Fd;
+}
+namespace weft::detail {
+// FdAccess reads an Fd's generation for the socket classes (src/io/).
+struct FdAccess {
+  static std::uint32_t generation(const io::Fd& fd) noexcept;
+};
+}  // namespace weft::detail
 
 namespace weft::io {
 
@@ -37,26 +48,35 @@ using weft::Deadline;
 class Fd {
  public:
   Fd() noexcept = default;
-  // Fd(fd) adopts `fd` and makes it non-blocking (std::system_error if fcntl fails).
+  // Fd(fd) adopts `fd` and makes it non-blocking (std::system_error if fcntl
+  // fails, std::invalid_argument for a negative fd).
   explicit Fd(int fd);
-  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd(Fd&& other) noexcept : generation_(other.generation_) { fd_.store(other.release_number()); }
   Fd& operator=(Fd&& other) noexcept;
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
-  ~Fd();
+  ~Fd() { close(); }
 
   // get() is the fd number, -1 when empty.
-  int get() const noexcept { return fd_; }
+  int get() const noexcept { return fd_.load(std::memory_order_relaxed); }
   // release() gives the fd up without closing it; this Fd becomes empty.
   int release() noexcept;
   // close() wakes the fd's waiters (they throw std::system_error(EBADF)),
-  // then closes it; no-op when empty. Never throws for a close(2) error
-  // other than reporting it: the fd is gone either way (as Rust's OwnedFd).
+  // waits for calls in progress on it to return, then closes it; no-op when
+  // empty. Safe to call while other fibers use the fd (that is how a parked
+  // reader is woken). A close(2) error is ignored: the number is gone
+  // either way (as Rust's OwnedFd).
   void close() noexcept;
-  explicit operator bool() const noexcept { return fd_ >= 0; }
+  explicit operator bool() const noexcept { return get() >= 0; }
 
  private:
-  int fd_ = -1;
+  friend struct detail::FdAccess;
+  int release_number() noexcept;
+  // fd_ is atomic because close() may race a call that is reading it.
+  std::atomic<int> fd_{-1};
+  // generation_: the fd's record generation when adopted; a call through a
+  // closed Fd fails with EBADF even after the number was reused.
+  std::uint32_t generation_ = 0;
 };
 
 // Readiness waits: yield points. wait_readable() returns once `fd` is
@@ -125,6 +145,7 @@ class TcpStream {
   explicit operator bool() const noexcept { return static_cast<bool>(fd_); }
 
  private:
+  friend class TcpListener;
   explicit TcpStream(Fd fd) noexcept : fd_(std::move(fd)) {}
   Fd fd_;
 };

@@ -14,6 +14,7 @@
 #include <weft/fiber_local.hpp>
 #include <weft/interrupt.hpp>
 #include <weft/interrupted.hpp>
+#include <weft/io.hpp>
 #include <weft/latch.hpp>
 #include <weft/mutex.hpp>
 #include <weft/on_exit.hpp>

@@ -4,6 +4,7 @@
 // interleaving (tests/test_replay.cpp).
 #include "scheduler/scheduler.hpp"
 
+#include "io/reactor.hpp"
 #include "scheduler/futex.hpp"
 
 #include <pthread.h>
@@ -77,7 +78,10 @@ void Worker::drive(Scheduler& s) {
       }
     }
     if (ran) continue;
-    // Every fiber is blocked: jump the virtual clock to the earliest timer.
+    // Every fiber is blocked: collect I/O readiness first; then jump the
+    // virtual clock to the earliest timer (so under virtual time a deadline
+    // fires as soon as nothing else can run, before I/O that is not ready).
+    if (Reactor* r = s.reactor_if_any(); r != nullptr && r->poll_now() > 0) continue;
     std::optional<Clock::time_point> due;
     for (auto& w : s.workers_) {
       auto d = w->timers_.next_deadline();
@@ -92,7 +96,7 @@ void Worker::drive(Scheduler& s) {
     Worker& w0 = *s.workers_[0];
     w0.wake_word_.store(kAsleep, std::memory_order_relaxed);
     s.add_sleeper(&w0);
-    if (!s.has_injected() && !s.stopping()) futex_wait(w0.wake_word_, kAsleep, std::nullopt);
+    if (!s.has_injected() && !s.stopping()) w0.sleep_until(std::nullopt);  // or in epoll_wait
     if (!s.remove_sleeper(&w0)) {
       while (w0.wake_word_.load(std::memory_order_acquire) == 0) cpu_relax();
     }

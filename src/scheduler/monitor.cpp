@@ -1,6 +1,7 @@
 // Monitor: see monitor.hpp and docs/internals.md ("The monitor").
 #include "scheduler/monitor.hpp"
 
+#include "io/reactor.hpp"
 #include "scheduler/futex.hpp"
 #include "scheduler/scheduler.hpp"
 
@@ -54,6 +55,9 @@ void Monitor::run() {
   std::vector<Seen> seen(n);
   while (!stop_.load(std::memory_order_seq_cst)) {
     if (park_while_all_asleep()) continue;
+    // I/O readiness when no worker has polled for an interval: every worker
+    // is busy (Go's sysmon netpoll(0)); the woken fibers are injected.
+    if (Reactor* r = sched_.reactor_if_any()) (void)r->poll_if_stale(interval_);
     const Clock::time_point now = Clock::now();
     Clock::time_point wake_at = now + interval_;
     for (unsigned i = 0; i < n; ++i) {

@@ -1,5 +1,7 @@
 #include "scheduler/scheduler.hpp"
 
+#include "io/reactor.hpp"
+
 #include <weft/detail/fiber_group.hpp>
 #include <weft/fiber.hpp>
 
@@ -59,7 +61,17 @@ Scheduler::~Scheduler() {
   for (auto& w : workers_) w->wake();
   if (driver_.joinable()) driver_.join();
   for (auto& w : workers_) w->join();
+  delete reactor_.load(std::memory_order_acquire);
   WEFT_ASSERT(live() == 0, "{} fibers still live at scheduler destruction", live());
+}
+
+Reactor& Scheduler::reactor() {
+  if (Reactor* r = reactor_.load(std::memory_order_acquire)) return *r;
+  auto fresh = std::make_unique<Reactor>();
+  Reactor* expected = nullptr;
+  if (reactor_.compare_exchange_strong(expected, fresh.get(), std::memory_order_acq_rel))
+    return *fresh.release();
+  return *expected;  // another fiber created it first
 }
 
 Worker* Scheduler::current_worker() const noexcept {

@@ -35,6 +35,7 @@ inline constexpr std::uint64_t kDriverSeedAdd = 0x8BB84B93962EACC9ull;
 inline constexpr std::size_t kThreadNamePrefix = 10;
 
 class Scheduler;
+class Reactor;
 
 // Worker is one OS thread running fibers.
 class Worker {
@@ -101,6 +102,8 @@ class Worker {
   void after_switch(FiberControl* f);
   void finish(FiberControl* f);
   void idle();
+  void sleep_until(std::optional<Clock::time_point> deadline);
+  void wake_with(std::uint32_t word) noexcept;
   bool fire_timers();
   // set_current() sets the worker current_worker_any() returns on this thread.
   static void set_current(Worker* w) noexcept;
@@ -142,6 +145,9 @@ class Worker {
   alignas(64) std::atomic<bool> preempt_{false};
   // kAsleep, kWoken, or kWokenSpinning (woken and counted as spinning).
   alignas(64) std::atomic<std::uint32_t> wake_word_{0};
+  // polling_: asleep in the reactor's epoll_wait instead of on the futex
+  // (wake() then writes the reactor's eventfd). seq_cst with wake_word_.
+  std::atomic<bool> polling_{false};
 };
 
 // Scheduler owns the workers, the injection queue and the stack pool.
@@ -204,6 +210,12 @@ class Scheduler {
     if (t > now()) virtual_ticks_.store(t.time_since_epoch().count(), std::memory_order_relaxed);
   }
 
+  // reactor() is this runtime's I/O reactor, created on first use (a runtime
+  // that never waits on an fd has no epoll instance); reactor_if_any() does
+  // not create it.
+  Reactor& reactor();
+  Reactor* reactor_if_any() const noexcept { return reactor_.load(std::memory_order_acquire); }
+
   // sleeping protocol (Worker::idle)
   void add_sleeper(Worker* w);
   bool remove_sleeper(Worker* w);
@@ -233,6 +245,8 @@ class Scheduler {
   using RootList = IntrusiveList<FiberControl, &FiberControl::root_hook>;
   RootList roots_;  // roots and daemons, guarded by roots_mu_
   std::atomic<std::int64_t> live_outside_{0};
+
+  std::atomic<Reactor*> reactor_{nullptr};  // owned; deleted after the workers stop
 
   std::atomic<bool> shutting_down_{false};
   std::atomic<bool> stopping_{false};

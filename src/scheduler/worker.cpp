@@ -25,6 +25,7 @@
 
 #include "fiber/fiber_control.hpp"
 #include "fiber/run_state.hpp"
+#include "io/reactor.hpp"
 #include "scheduler/futex.hpp"
 #include "wait/thread_parker.hpp"
 
@@ -130,13 +131,18 @@ bool Worker::has_stealable_work() const noexcept {
   return has_queued_work() || lifo_slot_.load(std::memory_order_relaxed) != nullptr;
 }
 
-void Worker::wake() noexcept {
-  wake_word_.store(kWoken, std::memory_order_release);
-  futex_wake(wake_word_);
-}
+// wake()/wake_spinning(): the word, then the futex, or the eventfd of a
+// worker asleep in epoll_wait (Dekker with idle(): it sets polling_, then
+// re-reads the word before blocking; all seq_cst).
+void Worker::wake() noexcept { wake_with(kWoken); }
 
-void Worker::wake_spinning() noexcept {
-  wake_word_.store(kWokenSpinning, std::memory_order_release);
+void Worker::wake_spinning() noexcept { wake_with(kWokenSpinning); }
+
+void Worker::wake_with(std::uint32_t word) noexcept {
+  wake_word_.store(word, std::memory_order_seq_cst);
+  if (polling_.load(std::memory_order_seq_cst)) {
+    if (Reactor* r = sched_.reactor_if_any()) r->wake();
+  }
   futex_wake(wake_word_);
 }
 
@@ -187,6 +193,13 @@ FiberControl* Worker::next() {
   if (FiberControl* f = sched_.pop_injected()) return f;
   if (FiberControl* f = take_yielded()) return f;
   if (fire_timers()) return next();
+  // Our queues are empty: collect I/O readiness before stealing, without
+  // blocking (Go's findrunnable: netpoll(0) before stealing). Skipped when
+  // nobody waits on I/O or a poller sleeps in epoll_wait (it gets the events).
+  if (Reactor* r = sched_.reactor_if_any(); r != nullptr && r->poll_now() > 0) {
+    if (FiberControl* f = lifo_slot_.exchange(nullptr, std::memory_order_acq_rel)) return f;
+    if (FiberControl* f = deque_.pop()) return f;
+  }
   return steal_any(false);
 }
 
@@ -273,7 +286,7 @@ void Worker::idle() {
     if (d && (!deadline || *d < *deadline)) deadline = d;
   }
   if (deadline && *deadline <= sched_.now()) work = true;
-  if (!work) futex_wait(wake_word_, kAsleep, deadline);
+  if (!work) sleep_until(deadline);
   if (!sched_.remove_sleeper(this)) {
     // A waker took us off the list: its wake_word_ store may still be on
     // its way (we may have woken by the deadline). Wait for it, to learn
@@ -289,6 +302,22 @@ void Worker::idle() {
     auto d = w.timers().next_deadline();
     if (d && *d <= sched_.now()) w.timers().fire_expired(sched_.now());
   }
+}
+
+// sleep_until() is the idle worker's sleep: on its futex, or, as the one
+// poller, in the reactor's epoll_wait when fibers wait on I/O (Go's
+// netpoller: a worker with nothing to run polls instead of sleeping). Either
+// way wake() ends it, and so does `deadline` (the earliest timer).
+void Worker::sleep_until(std::optional<Clock::time_point> deadline) {
+  Reactor* r = sched_.reactor_if_any();
+  if (r == nullptr || r->waiters() == 0 || !r->try_become_poller(this)) {
+    futex_wait(wake_word_, kAsleep, deadline);
+    return;
+  }
+  polling_.store(true, std::memory_order_seq_cst);
+  if (wake_word_.load(std::memory_order_seq_cst) == kAsleep) (void)r->poll(deadline);
+  polling_.store(false, std::memory_order_seq_cst);
+  r->stop_polling();
 }
 
 void Worker::start_fiber_stack(FiberControl* f) {
