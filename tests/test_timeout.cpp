@@ -121,6 +121,29 @@ TEST_P(TimeoutTest, test_timeout_uninterruptible_task_delays_return) {
   }
 }
 
+// A task that returns its value just as the deadline interrupts it, before
+// any yield point delivered the interrupt, keeps the value: the item a
+// receive took is not lost (DESIGN 3.12, 3.13). Its body ends with the
+// interrupt pending, which alone would discard the value (3.5).
+TEST_P(TimeoutTest, test_timeout_keeps_a_value_returned_as_the_deadline_passes) {
+  if (workers() == 1) GTEST_SKIP() << "the task spins without a yield point: needs a second worker";
+  Exit<void> e = run([] {
+    Channel<int> ch(0);
+    ch.send(42);
+    std::optional<int> r = timeout(5ms, [&] {
+      const int v = ch.receive().value();
+      // No yield point until the deadline's interrupt has been requested.
+      while (!this_fiber::interrupt_requested()) {
+      }
+      return v;
+    });
+    ASSERT_TRUE(r.has_value()) << "the received item was discarded";
+    EXPECT_EQ(*r, 42);
+    EXPECT_EQ(ch.size(), 0u);
+  });
+  EXPECT_TRUE(e.ok()) << e;
+}
+
 TEST_P(TimeoutTest, test_timeout_forked_uninterruptible_task_delays_return) {
   EventLog log;
   Exit<bool> e = run([&] {

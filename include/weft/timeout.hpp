@@ -10,6 +10,9 @@
 //   finalizers have run when timeout returns std::nullopt). A task that is
 //   uninterruptible when the time runs out delays the return until it ends;
 //   its value is then discarded (std::nullopt, like Effect's timeout). A
+//   task that returns its value just as the deadline passes, before any
+//   yield point could deliver the interrupt, keeps it: timeout returns the
+//   value, so a read or a receive that won the race is never lost. A
 //   failure raised while it unwinds (a throwing finalizer) is never lost:
 //   it is rethrown.
 // - "Timed out" vs "interrupted by my parent": expiry returns std::nullopt;
@@ -68,23 +71,35 @@ template <class F>
 auto run_timeout(const char* what, std::chrono::nanoseconds d, F&& f)
     -> Exit<std::optional<timeout_value_t<F>>> {
   using R = std::invoke_result_t<std::decay_t<F>&>;
-  using Out = Exit<std::optional<value_t<R>>>;
+  using V = value_t<R>;
+  using Out = Exit<std::optional<V>>;
   (void)require_scheduler(what);  // std::logic_error outside a fiber, naming the call
   detail::throw_if_interrupted();
-  Fiber<R> task = weft::fork(std::forward<F>(f));
-  const TimeoutWait how = await_with_deadline(detail::core_of(task), d);
-  Exit<R>& exit = detail::core_of(task).exit();  // only handle: moving out is safe
-  if (!exit.ok()) {
-    if (how == TimeoutWait::timed_out && !exit.cause().has_failure())
-      return Out::success(std::nullopt);
+  // The task stores f's value here before its body ends: a task that
+  // returns just as the deadline interrupts it then ends interrupted (the
+  // end of a body is an interruptible boundary, DESIGN 3.5), and without
+  // this slot the value (bytes a read_some took, an item a receive took)
+  // would be lost (3.13: a timed-out read consumed nothing). The task is
+  // awaited before this frame returns, so it may borrow it.
+  std::optional<V> slot;
+  Fiber<void> task = weft::fork([&slot, fn = std::decay_t<F>(std::forward<F>(f))]() mutable {
+    if constexpr (std::is_void_v<R>) {
+      fn();
+      slot.emplace();
+    } else {
+      slot.emplace(fn());
+    }
+  });
+  auto& core = detail::core_of(task);
+  const TimeoutWait how = await_with_deadline(core, d);
+  // A value wins unless the interrupt met a mask: an uninterruptible task
+  // that outlived its deadline has its value discarded (3.10, nullopt).
+  const bool held_off = how == TimeoutWait::timed_out && core.interrupt_held_off();
+  if (slot && !held_off) return Out::success(std::move(slot));
+  Exit<void>& exit = core.exit();  // only handle
+  if (!exit.ok() && (how == TimeoutWait::finished || exit.cause().has_failure()))
     return Out::failure(exit.cause());
-  }
-  if (how == TimeoutWait::timed_out) return Out::success(std::nullopt);
-  if constexpr (std::is_void_v<R>) {
-    return Out::success(std::monostate{});
-  } else {
-    return Out::success(std::move(exit).value());
-  }
+  return Out::success(std::nullopt);
 }
 
 }  // namespace detail

@@ -160,6 +160,7 @@ class FiberControl final : public WaitOwner {
   // run_on_own_stack() runs the fiber's life on its own stack (entry point).
   void run_on_own_stack() noexcept;
   // The parker interface (WaitOwner; src/fiber/run_state.cpp).
+  void note_masked_wait_end() noexcept override { core_.note_held_off(); }
   bool interrupt_pending_after_begin() const noexcept override {
     return (core_.interrupt_flags_.load(std::memory_order_seq_cst) & FiberCore::kPending) != 0;
   }

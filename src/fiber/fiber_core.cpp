@@ -355,7 +355,10 @@ bool FiberControl::interruptible_now() const noexcept {
 void FiberCore::deliver_interrupt() { control(*this).deliver_interrupt(); }
 
 void FiberControl::deliver_interrupt() {
-  if (!interruptible_now()) return;
+  if (!interruptible_now()) {
+    core_.note_held_off();
+    return;
+  }
   throw_interrupted();
 }
 

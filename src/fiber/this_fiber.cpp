@@ -97,6 +97,7 @@ MaskGuard::~MaskGuard() {
              "interruption guards of fiber {} destroyed out of order (depth {} closed at {})",
              fiber_->id(), depth_, f.guard_depth());
   --f.guard_depth();
+  if (!f.mask_status()) fiber_->note_held_off();  // a mask closing with a request pending
   f.set_mask_status(previous_);
 }
 

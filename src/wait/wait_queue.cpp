@@ -128,6 +128,7 @@ WaitStatus WaitQueue::wait(WaitOwner& owner, std::unique_lock<SpinLock>& lk, Wai
   }
   lk.unlock();  // release: publishes the link to wakers
   owner.park(opts.deadline, opts.what != nullptr ? opts.what : "wait", w.epoch);
+  if (!interruptible) owner.note_masked_wait_end();
   const WaitStatus st = owner.status();
   if (st != WaitStatus::woken) {
     lk.lock();

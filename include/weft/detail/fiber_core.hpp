@@ -66,6 +66,15 @@ class FiberCore {
 
   // --- owner-only (the fiber itself) ---------------------------------------
   // throw_if_interrupted() is the delivery check of every yield point.
+  // interrupt_held_off() says a request met a mask here (kHeldOff).
+  bool interrupt_held_off() const noexcept {
+    return (interrupt_flags_.load(std::memory_order_acquire) & kHeldOff) != 0;
+  }
+  // note_held_off() records that a pending request met a mask (owner).
+  void note_held_off() noexcept {
+    if (interrupt_pending()) interrupt_flags_.fetch_or(kHeldOff, std::memory_order_release);
+  }
+
   void throw_if_interrupted() {
     if (interrupt_pending()) [[unlikely]]
       deliver_interrupt();
@@ -100,6 +109,12 @@ class FiberCore {
   friend const FiberControl& control(const FiberCore& f) noexcept;
   static constexpr std::uint32_t kPending = 1;    // a request was recorded (sticky)
   static constexpr std::uint32_t kDelivered = 2;  // Interrupted was thrown at least once
+  // kHeldOff: a pending request met a mask (a masked yield point or wait, or
+  // a mask that closed with it pending): the fiber was uninterruptible when
+  // interrupted. timeout() then discards a value the task still returns
+  // (DESIGN 3.10); a task that simply finished before its next yield point
+  // keeps its value (3.13: a read that won the race is never lost).
+  static constexpr std::uint32_t kHeldOff = 4;
 
   void deliver_interrupt();
   void check_interrupt_slow();

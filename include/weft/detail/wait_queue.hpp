@@ -76,6 +76,9 @@ class WaitOwner {
   // take_interrupt_cause() marks the owner interrupting and returns the
   // cause an Interrupted for its interrupted wait carries.
   virtual Cause take_interrupt_cause() = 0;
+  // note_masked_wait_end() runs after a wait that could not be interrupted
+  // (a fiber records a request that arrived meanwhile: FiberCore::kHeldOff).
+  virtual void note_masked_wait_end() noexcept {}
 
  protected:
   // prepare_park() runs before the wait becomes claimable (a fiber enters
