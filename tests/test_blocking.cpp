@@ -4,6 +4,7 @@
 #include <weft/blocking.hpp>
 #include <weft/io.hpp>
 
+#include "scheduler/scheduler.hpp"
 #include "support/weft_test.hpp"
 
 #include <pthread.h>
@@ -305,21 +306,17 @@ TEST_P(BlockingTest, test_blocking_threads_start_lazily_and_are_reused) {
   Exit<void> warm = run([] { this_fiber::yield(); });
   EXPECT_TRUE(warm.ok());
   EXPECT_EQ(rt().stats().blocking_threads, 0u) << "a pool thread before any blocking()";
-  std::size_t inside = 0;
-  Exit<int> e = run([&] {
-    int sum = 0;
-    for (int i = 0; i < 50; ++i)
-      sum += blocking([&] {
-        inside = rt().stats().blocking_threads;
-        return 1;
-      });
-    return sum;
+  Exit<void> e = run([&] {
+    detail::BlockingPool& pool = detail::current_scheduler()->blocking_pool();
+    const std::thread::id first = blocking([] { return std::this_thread::get_id(); });
+    EXPECT_EQ(pool.stats().threads, 1u);
+    // Once that thread waits for work, the next call goes to it.
+    yield_until([&] { return pool.stats().idle == 1; });
+    const std::thread::id second = blocking([] { return std::this_thread::get_id(); });
+    EXPECT_EQ(second, first);
+    EXPECT_EQ(pool.stats().threads, 1u);
   });
-  EXPECT_EQ(e.value(), 50);
-  EXPECT_GE(inside, 1u);
-  // Sequential calls reuse idle threads: at most the one finishing its job
-  // and the one taking the next call exist at once.
-  EXPECT_LE(rt().stats().blocking_threads, 2u);
+  EXPECT_TRUE(e.ok());
 }
 
 TEST_P(BlockingTest, test_blocking_idle_threads_retire) {
@@ -464,6 +461,50 @@ TEST_P(BlockingTest, test_blocking_interrupts_race_calls) {
               finished[static_cast<std::size_t>(i)].load())
         << "call " << i;
   EXPECT_GE(interrupted, kCalls / 3);
+}
+
+TEST_P(BlockingTest, test_blocking_dump_names_the_wait) {
+  Deferred<void> started;
+  Gate may_return;
+  std::string dump;
+  Exit<void> e = run([&] {
+    Fiber<void> caller = fork([&] {
+      blocking([&] {
+        started.succeed();
+        EXPECT_TRUE(may_return.wait());
+      });
+    });
+    started.await();
+    wait_parked(caller);
+    dump = rt().dump();
+    may_return.open();
+    caller.join();
+  });
+  EXPECT_TRUE(e.ok());
+  EXPECT_NE(dump.find("blocked on weft::blocking"), std::string::npos) << dump;
+}
+
+TEST_P(BlockingTest, test_blocking_runtime_shutdown_stops_a_running_call) {
+  // ~Runtime interrupts the root parked in blocking(): f sees the stop, and
+  // the runtime is gone only after f returned and its pool thread was joined.
+  Deferred<void> started;
+  std::atomic<bool> finished{false};
+  Fiber<int> root = rt().spawn([&] {
+    return blocking([&](std::stop_token st) {
+      started.succeed();
+      EXPECT_TRUE(wait_for_stop(st));
+      finished = true;
+      return 1;
+    });
+  });
+  started.await();  // this plain thread blocks until f runs
+  rt_.reset();
+  EXPECT_TRUE(finished);
+  std::optional<Exit<int>> re = root.poll();
+  ASSERT_TRUE(re.has_value());
+  EXPECT_TRUE(re->interrupted());
+  root = Fiber<int>();
+  restart(1);  // for TearDown
 }
 
 // --- no fixture ------------------------------------------------------------
