@@ -17,7 +17,7 @@ BlockingPool::BlockingPool(const RuntimeOptions& options)
       idle_timeout_(options.blocking_idle),
       thread_name_(options.name.substr(0, kThreadNamePrefix) + "/blk") {}
 
-BlockingPool::~BlockingPool() {
+void BlockingPool::stop() noexcept {
   ThreadList running;
   std::thread exited;
   {
@@ -29,8 +29,8 @@ BlockingPool::~BlockingPool() {
     stopping_ = true;
     // From here on no thread touches threads_ or exited_ (run() checks
     // stopping_ under mu_ before retiring), so we may take them.
-    running = std::move(threads_);
-    exited = std::move(exited_);
+    running.swap(threads_);
+    exited.swap(exited_);
   }
   work_cv_.notify_all();
   for (std::thread& t : running) t.join();

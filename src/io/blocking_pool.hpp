@@ -58,9 +58,8 @@ class BlockingPool {
  public:
   // BlockingPool() starts no thread (threads come with the first submit()).
   explicit BlockingPool(const RuntimeOptions& options);
-  // ~BlockingPool() ends and joins every thread; no job may be queued (every
-  // caller was a fiber of the runtime, and they have all ended).
-  ~BlockingPool();
+  // ~BlockingPool() is stop().
+  ~BlockingPool() { stop(); }
   BlockingPool(const BlockingPool&) = delete;
   BlockingPool& operator=(const BlockingPool&) = delete;
 
@@ -68,6 +67,10 @@ class BlockingPool {
   // one below the cap. Throws std::system_error (job not queued) when the
   // pool has no thread and cannot start one.
   void submit(BlockingJob& job);
+  // stop() ends and joins every thread (idempotent); no job may be queued:
+  // every caller was a fiber of the runtime, and they have all ended. After
+  // it, submit() must not be called.
+  void stop() noexcept;
   // cancel() takes `job` off the queue if it is still queued (-> abandoned);
   // false when a thread already took it.
   bool cancel(BlockingJob& job);

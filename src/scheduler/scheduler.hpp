@@ -253,9 +253,9 @@ class Scheduler {
   std::atomic<bool> stopping_{false};
 
   // --- weft::blocking (src/io/blocking_pool.hpp) -----------------------------
-  // Last member: destroyed first, after ~Scheduler joined the workers, so
-  // its threads are joined while everything they touch to wake a fiber
-  // (the injection queue, the sleepers) is still alive. No thread until used.
+  // No thread until used. ~Scheduler stops it (joins its threads) after the
+  // workers and before the reactor: a thread that has just woken a fiber may
+  // still be in notify_work(), which touches the workers and the reactor.
   BlockingPool blocking_pool_{options_};
 
  public:
