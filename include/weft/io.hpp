@@ -14,6 +14,7 @@
 //   "weft::io::TcpStream::connect 127.0.0.1:1: Connection refused".
 #pragma once
 
+#include <weft/blocking.hpp>
 #include <weft/deadline.hpp>
 
 #include <fmt/format.h>

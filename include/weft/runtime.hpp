@@ -24,6 +24,8 @@ struct RuntimeStats {
   std::size_t stacks_in_use = 0;     // stacks handed out by the pool
   unsigned workers = 0;              // worker threads
   std::size_t unfinished_roots = 0;  // root and daemon fibers whose Exit is not yet published
+  std::size_t blocking_threads = 0;  // threads of weft::blocking() (busy or idle)
+  std::size_t blocking_queued = 0;   // weft::blocking() calls waiting for a thread
 };
 
 // Runtime runs fibers on a pool of work-stealing workers.

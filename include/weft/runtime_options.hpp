@@ -34,6 +34,18 @@ struct RuntimeOptions {
   // whatever the fibers compute (DESIGN 3.14). Zero: no monitor (a fiber
   // that never yields then holds back its worker's timers and queue).
   std::chrono::microseconds monitor_interval{1000};
+  // blocking_threads: the most threads weft::blocking() runs calls on at
+  // once (>= 1); calls beyond it queue, first come first served. Threads
+  // start on demand, so the cap costs nothing until calls pile up. 64, not
+  // Tokio's 512: a blocked call mostly waits (DNS, disk, a C library), so
+  // the cap bounds memory and file descriptors more than CPU, and 64 stacks
+  // (8 MiB of address space each, a few KiB touched) suit a 2-core box while
+  // still overlapping 64 slow lookups. Go has no cap (a thread per blocked
+  // syscall); raise this for a program that blocks on many slow calls.
+  unsigned blocking_threads = 64;
+  // blocking_idle: how long a blocking-call thread waits for a new call
+  // before it ends (Tokio's thread_keep_alive, 10 s by default); >= 0.
+  std::chrono::milliseconds blocking_idle{10000};
 };
 
 }  // namespace weft

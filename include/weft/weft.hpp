@@ -3,6 +3,7 @@
 #pragma once
 
 #include <weft/all.hpp>
+#include <weft/blocking.hpp>
 #include <weft/cause.hpp>
 #include <weft/channel.hpp>
 #include <weft/condition_variable.hpp>

@@ -31,6 +31,12 @@ Runtime::Runtime(RuntimeOptions options) {
     throw std::invalid_argument(
         fmt::format("weft: RuntimeOptions::monitor_interval = {} us is negative",
                     options.monitor_interval.count()));
+  if (options.blocking_threads == 0)
+    throw std::invalid_argument(
+        "weft: RuntimeOptions::blocking_threads = 0; weft::blocking() needs at least one thread");
+  if (options.blocking_idle.count() < 0)
+    throw std::invalid_argument(fmt::format(
+        "weft: RuntimeOptions::blocking_idle = {} ms is negative", options.blocking_idle.count()));
   scheduler_ = std::make_unique<detail::Scheduler>(options);
   options_ = scheduler_->options();
 }
@@ -63,6 +69,9 @@ RuntimeStats Runtime::stats() const noexcept {
   s.stacks_in_use = scheduler_->stacks().in_use();
   s.workers = scheduler_->worker_count();
   s.unfinished_roots = scheduler_->unfinished_roots();
+  const detail::BlockingPool::Stats blocking = scheduler_->blocking_pool().stats();
+  s.blocking_threads = blocking.threads;
+  s.blocking_queued = blocking.queued;
   return s;
 }
 

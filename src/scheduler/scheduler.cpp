@@ -61,6 +61,7 @@ Scheduler::~Scheduler() {
   for (auto& w : workers_) w->wake();
   if (driver_.joinable()) driver_.join();
   for (auto& w : workers_) w->join();
+  blocking_pool_.stop();  // a pool thread may still be in notify_work(), which can use the reactor
   delete reactor_.load(std::memory_order_acquire);
   WEFT_ASSERT(live() == 0, "{} fibers still live at scheduler destruction", live());
 }

@@ -8,6 +8,7 @@
 
 #include "context/context.hpp"
 #include "context/stack.hpp"
+#include "io/blocking_pool.hpp"
 #include "scheduler/chase_lev_deque.hpp"
 #include "scheduler/monitor.hpp"
 #include "timer/timer_heap.hpp"
@@ -250,6 +251,17 @@ class Scheduler {
 
   std::atomic<bool> shutting_down_{false};
   std::atomic<bool> stopping_{false};
+
+  // --- weft::blocking (src/io/blocking_pool.hpp) -----------------------------
+  // No thread until used. ~Scheduler stops it (joins its threads) after the
+  // workers and before the reactor: a thread that has just woken a fiber may
+  // still be in notify_work(), which touches the workers and the reactor.
+  BlockingPool blocking_pool_{options_};
+
+ public:
+  // blocking_pool() runs weft::blocking() calls of this runtime's fibers.
+  BlockingPool& blocking_pool() noexcept { return blocking_pool_; }
+  const BlockingPool& blocking_pool() const noexcept { return blocking_pool_; }
 };
 
 // current_worker_any() is this thread's worker of any scheduler, or nullptr.
