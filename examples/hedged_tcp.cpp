@@ -88,9 +88,10 @@ struct Replica {
 // ask() sends `request` to `at` and returns the one-line answer. Interrupted
 // (the loser of the race), it unwinds and its finalizer closes the socket.
 std::string ask(const char* who, const io::Endpoint& at, std::string_view request,
-                weft::Latch* sent, std::atomic<int>& hung_up) {
+                weft::Deferred<void>* sent, std::atomic<int>& hung_up) {
   io::TcpStream stream = io::TcpStream::connect(at);
   weft::OnExit close([&](const weft::Cause& why) {
+    if (sent != nullptr) sent->try_succeed();  // also on a failure: the hedge must not wait forever
     stream.close();
     if (why.has_interrupt()) {
       fmt::print("  client -> {}: lost the race, connection closed by its finalizer\n", who);
@@ -99,7 +100,7 @@ std::string ask(const char* who, const io::Endpoint& at, std::string_view reques
   });
   stream.write_all(io::as_bytes(request));
   fmt::print("  client -> {}: request sent\n", who);
-  if (sent != nullptr) sent->count_down();
+  if (sent != nullptr) sent->try_succeed();
   std::string answer = read_line(stream);
   if (answer.empty()) throw std::runtime_error(fmt::format("{} closed without answering", who));
   return answer;
@@ -117,7 +118,7 @@ int main() {
     servers.fork([&] { secondary.serve(); });
 
     std::atomic<int> hung_up{0};
-    weft::Latch primary_sent(1);
+    weft::Deferred<void> primary_sent;
     const std::string request = "GET /profile/42\n";
     fmt::print("hedged request, hedge delay {} ms:\n", kHedgeDelay.count());
     const std::string answer = weft::race(
@@ -126,7 +127,7 @@ int main() {
                      hung_up);
         },
         [&] {
-          primary_sent.wait();                       // the primary's request is out...
+          primary_sent.await();                      // the primary's request is out...
           weft::this_fiber::sleep_for(kHedgeDelay);  // ...and not answered within the hedge delay
           return ask(secondary.name, secondary.listener.local_endpoint(), request, nullptr,
                      hung_up);
