@@ -247,8 +247,9 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "usage: {} [--serve PORT]\n", argv[0]);
     return 2;
   }
-  const unsigned long port = serve ? std::strtoul(argv[2], nullptr, 10) : 0;
-  if (port > 65535) {
+  char* end = nullptr;
+  const unsigned long port = serve ? std::strtoul(argv[2], &end, 10) : 0;
+  if (serve && (*end != '\0' || end == argv[2] || port > 65535)) {
     fmt::print(stderr, "echo_server: {} is not a port\n", argv[2]);
     return 2;
   }
@@ -273,10 +274,11 @@ int main(int argc, char** argv) {
   }
   const int status = runtime.block_on_main([&] {
     io::TcpListener listener = io::TcpListener::bind("127.0.0.1", static_cast<std::uint16_t>(port));
-    fmt::print("echo server on {}{}\n", listener.local_endpoint(),
-               serve ? ": try `nc 127.0.0.1 <port>`, Ctrl-C drains and exits" : "");
+    const io::Endpoint at = listener.local_endpoint();
+    fmt::print("echo server on {}\n", at);
+    if (serve) fmt::print("try `nc {} {}`; Ctrl-C drains and exits\n", at.host, at.port);
     std::fflush(stdout);
-    bound.succeed(listener.local_endpoint().port);
+    bound.succeed(at.port);
     weft::Scope connections;  // destroyed last: interrupts what the grace period left
     weft::OnExit drain([&] { server.drain(listener); });
     for (;;) {
