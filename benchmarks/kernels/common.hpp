@@ -171,9 +171,10 @@ inline long peak_rss_bytes() {
   return ru.ru_maxrss * 1024L;
 }
 
-// print() writes one "BENCH <name> <value> <unit>" line (%.1f, or %.0f for bytes).
+// print() writes one "BENCH <name> <value> <unit>" line (%.1f, or %.0f for
+// bytes per task or connection and for counts, as the peers print them).
 inline void print(const char* name, double value, const char* unit) {
-  if (std::strcmp(unit, "bytes/task") == 0) {
+  if (std::strncmp(unit, "bytes/", 6) == 0 || std::strcmp(unit, "conns") == 0) {
     std::printf("BENCH %s %.0f %s\n", name, value, unit);
   } else {
     std::printf("BENCH %s %.1f %s\n", name, value, unit);
