@@ -14,6 +14,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 
 #include <array>
@@ -27,6 +28,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace weft {
 namespace {
@@ -164,7 +166,9 @@ TEST_P(AsioTest, test_asio_interrupt_cancels_wait_and_handler_runs_before_finali
 
 TEST_P(AsioTest, test_asio_timeout_on_read_leaves_socket_usable) {
   IoContext io;
-  auto [a, b] = tcp_pair(io.get());
+  auto sockets = tcp_pair(io.get());
+  tcp::socket& a = sockets.first;  // (a lambda may not capture a structured binding in clang 14)
+  tcp::socket& b = sockets.second;
   Exit<std::string> e = run([&] {
     std::array<char, 16> buf{};
     std::optional<std::size_t> some =
@@ -345,6 +349,100 @@ TEST_P(AsioTest, test_asio_race_between_completion_and_interrupt) {
   EXPECT_EQ(ended_ok + ended_interrupted, kRounds);
 }
 
+// Where the cancellation ran: on an io_context thread, or elsewhere.
+enum class Where : int { nowhere, io_thread, other_thread };
+
+// Canceller is the cancellation handler of a parked operation: it records
+// where it ran, then completes the operation with operation_aborted.
+template <class Handler>
+struct Canceller {
+  std::shared_ptr<std::optional<Handler>> pending;
+  IoContext::executor_type ex;
+  std::atomic<Where>* where;
+
+  void operator()(boost::asio::cancellation_type) {
+    *where = ex.running_in_this_thread() ? Where::io_thread : Where::other_thread;
+    boost::asio::post(ex, [p = pending]() mutable {
+      std::move (**p)(error_code(boost::asio::error::operation_aborted));
+    });
+  }
+};
+
+// park_until_cancelled() is an operation that only ends when cancelled.
+template <class Handler>
+void park_until_cancelled(Handler handler, IoContext::executor_type ex, std::atomic<Where>* where) {
+  auto slot = boost::asio::get_associated_cancellation_slot(handler);
+  auto pending = std::make_shared<std::optional<Handler>>(std::move(handler));
+  slot.template emplace<Canceller<Handler>>(Canceller<Handler>{pending, ex, where});
+}
+
+// WithExecutor is an initiation with an associated executor (as Asio's).
+struct WithExecutor {
+  using executor_type = IoContext::executor_type;
+  executor_type ex;
+  std::atomic<Where>* where;
+  executor_type get_executor() const noexcept { return ex; }
+  template <class Handler>
+  void operator()(Handler&& handler) const {
+    park_until_cancelled(std::forward<Handler>(handler), ex, where);
+  }
+};
+
+// StreamFirst has no executor and takes its I/O object first (as Beast's).
+struct StreamFirst {
+  std::atomic<Where>* where;
+  template <class Handler>
+  void operator()(Handler&& handler, boost::asio::steady_timer* io_object) const {
+    const auto* ex = io_object->get_executor().target<IoContext::executor_type>();
+    park_until_cancelled(std::forward<Handler>(handler), *ex, where);
+  }
+};
+
+// Anonymous reveals no executor at all.
+struct Anonymous {
+  IoContext::executor_type ex;
+  std::atomic<Where>* where;
+  template <class Handler>
+  void operator()(Handler&& handler) const {
+    park_until_cancelled(std::forward<Handler>(handler), ex, where);
+  }
+};
+
+TEST_P(AsioTest, test_asio_cancellation_is_emitted_on_the_operation_executor) {
+  IoContext io;
+  boost::asio::steady_timer io_object(io.get());
+  std::atomic<Where> with_executor{Where::nowhere};
+  std::atomic<Where> stream_first{Where::nowhere};
+  std::atomic<Where> anonymous{Where::nowhere};
+  // interrupted() runs the operation in a fiber, interrupts it while parked.
+  auto interrupted = [](auto start) {
+    Fiber<void> f = fork([start] { start(); });
+    wait_parked(f);
+    return f.interrupt().interrupted();
+  };
+  Exit<bool> e = run([&] {
+    using Sig = void(error_code);
+    const bool a = interrupted([&] {
+      boost::asio::async_initiate<const use_fiber_t&, Sig>(
+          WithExecutor{io.get_executor(), &with_executor}, use_fiber);
+    });
+    const bool b = interrupted([&] {
+      boost::asio::async_initiate<const use_fiber_t&, Sig>(StreamFirst{&stream_first}, use_fiber,
+                                                           &io_object);
+    });
+    const bool c = interrupted([&] {
+      boost::asio::async_initiate<const use_fiber_t&, Sig>(Anonymous{io.get_executor(), &anonymous},
+                                                           use_fiber);
+    });
+    return a && b && c;
+  });
+  EXPECT_TRUE(e.value());
+  EXPECT_EQ(with_executor.load(), Where::io_thread);
+  EXPECT_EQ(stream_first.load(), Where::io_thread);
+  // Unknown executor: emitted on the interrupted fiber's own thread.
+  EXPECT_EQ(anonymous.load(), Where::other_thread);
+}
+
 TEST_P(AsioTest, test_asio_interrupt_pending_on_entry_starts_nothing) {
   IoContext io;
   std::atomic<int> handled{0};
@@ -374,19 +472,30 @@ TEST(AsioThreadTest, test_asio_plain_thread_blocks_until_handler) {
 
 TEST(AsioThreadTest, test_asio_on_the_io_thread_is_a_logic_error) {
   IoContext io;
-  std::string message;
+  boost::asio::steady_timer timer(io.get(), 0ms);  // its executor: an any_io_executor
+  auto strand = boost::asio::make_strand(io.get_executor());
+  std::vector<std::string> messages;
   std::latch done(1);
   boost::asio::post(io.get_executor(), [&] {
-    try {
-      boost::asio::post(io.get_executor(), use_fiber);
-    } catch (const std::logic_error& err) {
-      message = err.what();
-    }
+    auto attempt = [&](auto&& call) {
+      try {
+        call();
+        messages.push_back("returned");
+      } catch (const std::logic_error& err) {
+        messages.push_back(err.what());
+      }
+    };
+    attempt([&] { boost::asio::post(io.get_executor(), use_fiber); });
+    attempt([&] { timer.async_wait(use_fiber); });
+    attempt([&] { boost::asio::post(strand, use_fiber); });
     done.count_down();
   });
   done.wait();
-  EXPECT_TRUE(contains(message, "weft::asio::use_fiber")) << message;
-  EXPECT_TRUE(contains(message, "wait for itself")) << message;
+  ASSERT_EQ(messages.size(), 3u);
+  for (const std::string& message : messages) {
+    EXPECT_TRUE(contains(message, "weft::asio::use_fiber")) << message;
+    EXPECT_TRUE(contains(message, "wait for itself")) << message;
+  }
 }
 
 TEST(AsioThreadTest, test_asio_io_context_needs_a_thread) {

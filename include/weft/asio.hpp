@@ -53,7 +53,8 @@
 // Plain threads. Called from a thread that is not a fiber, use_fiber blocks
 // the thread until the handler has run (a thread is never interrupted).
 // Calling it on a thread that runs the operation's executor would wait for
-// itself: std::logic_error, detected for io_context executors and strands.
+// itself: std::logic_error, detected for io_context executors (also behind
+// any_io_executor or a strand).
 //
 // Lifetime. If the operation is dropped without its handler being called
 // (its io_context stopped and destroyed), the call throws system_error

@@ -190,47 +190,54 @@ struct HandlerFor<Traits, R(Args...)> {
 // NoExecutor stands for "the operation's executor is unknown".
 struct NoExecutor {};
 
-// HasExecutor: t.get_executor() or t->get_executor() names an executor.
+// HasExecutor: t.get_executor() names an executor (Asio's I/O objects
+// declare it non-const).
 template <class T>
-concept HasExecutor = requires(const T& t) {
+concept HasExecutor = requires(T& t) {
   t.get_executor();
 };
 template <class T>
 concept PointsToExecutor = std::is_pointer_v<T> && HasExecutor<std::remove_pointer_t<T>>;
+
+// first_argument_executor() is the executor of an initiation's first
+// argument (an I/O object or a pointer to one), or NoExecutor.
+template <class First, class... Rest>
+auto first_argument_executor(First& first, Rest&...) {
+  if constexpr (HasExecutor<First>) {
+    return first.get_executor();
+  } else if constexpr (PointsToExecutor<First>) {
+    return first->get_executor();
+  } else {
+    return NoExecutor{};
+  }
+}
 
 // operation_executor() is the executor the operation runs on, where its
 // cancellation must be emitted: the initiation's associated executor (every
 // Asio I/O object and free function has one); else the first argument's
 // (Beast's initiations pass their stream, by pointer, first); else unknown.
 template <class Init, class... Args>
-auto operation_executor(const Init& init, const Args&... args) {
-  using Found = boost::asio::associated_executor_t<Init, NoExecutor>;
-  if constexpr (!std::is_same_v<Found, NoExecutor>) {
+auto operation_executor(const Init& init, Args&... args) {
+  if constexpr (!std::is_same_v<boost::asio::associated_executor_t<Init, NoExecutor>, NoExecutor>) {
     return boost::asio::associated_executor<Init, NoExecutor>::get(init);
   } else if constexpr (sizeof...(Args) > 0) {
-    const auto& first = std::get<0>(std::tie(args...));
-    using First = std::decay_t<decltype(first)>;
-    if constexpr (HasExecutor<First>) {
-      return first.get_executor();
-    } else if constexpr (PointsToExecutor<First>) {
-      return first->get_executor();
-    } else {
-      return NoExecutor{};
-    }
+    return first_argument_executor(args...);
   } else {
     return NoExecutor{};
   }
 }
 
-// runs_here() is true when this thread is running `ex` (its io_context's
-// run(), or inside its strand): waiting there for the handler would deadlock.
+// runs_here() is true when this thread runs `ex`'s io_context (seen through
+// any_io_executor and strands): waiting there for the handler could deadlock.
 template <class Ex>
 bool runs_here(const Ex& ex) noexcept {
-  if constexpr (requires { ex.running_in_this_thread(); }) {
+  if constexpr (std::is_same_v<Ex, boost::asio::io_context::executor_type>) {
     return ex.running_in_this_thread();
   } else if constexpr (std::is_same_v<Ex, boost::asio::any_io_executor>) {
     const auto* io = ex.template target<boost::asio::io_context::executor_type>();
     return io != nullptr && io->running_in_this_thread();
+  } else if constexpr (requires { ex.get_inner_executor(); }) {
+    return runs_here(ex.get_inner_executor());  // a strand runs on its inner executor's threads
   } else {
     return false;
   }
