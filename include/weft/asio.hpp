@@ -35,11 +35,12 @@
 //     initiations have none and pass their stream first, so the first
 //     argument's get_executor() is used next. Failing both (a hand-written
 //     initiation without an executor, or one hidden by a wrapper token such
-//     as bind_cancellation_slot), the signal is emitted on the interrupted
-//     fiber's thread: safe for Asio's socket and timer operations, whose
-//     cancellation handlers take the reactor's lock, not in general. On an
-//     io_context run by several threads, a composed operation's cancellation
-//     needs a strand, as in any Asio program;
+//     as redirect_error(use_fiber, ec); as_tuple(use_fiber) keeps it), the
+//     signal is emitted on the interrupted fiber's thread: safe for Asio's
+//     socket and timer operations, whose cancellation handlers take the
+//     reactor's lock, not in general. On an io_context run by several
+//     threads, a composed operation's cancellation needs a strand, as in
+//     any Asio program;
 //  2. waits, uninterruptibly, until the operation's handler has run: the
 //     operation's buffers and I/O object are never released under it, and an
 //     operation that ignores cancellation (post, or one that does not support
@@ -59,10 +60,9 @@
 // Lifetime. If the operation is dropped without its handler being called
 // (its io_context stopped and destroyed), the call throws system_error
 // (operation_aborted, "...destroyed without being called"): never a hang
-// once the io_context is gone. An IoContext must therefore outlive the
-// fibers that use it, and be declared before the weft::Runtime whose fibers
-// use it: a fiber interrupted by ~Runtime waits for its handler, which needs
-// the io_context running.
+// once the io_context is gone. Declare an IoContext before the
+// weft::Runtime whose fibers use it: a fiber interrupted by ~Runtime waits
+// for its handler, which needs the io_context still running.
 //
 // Not supported: operations with several completion signatures, and the
 // legacy async_result protocol without initiate() (Asio < 1.19 style).
