@@ -26,6 +26,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -505,6 +506,25 @@ TEST(AsioThreadTest, test_asio_on_the_io_thread_is_a_logic_error) {
     EXPECT_TRUE(contains(message, "weft::asio::use_fiber")) << message;
     EXPECT_TRUE(contains(message, "wait for itself")) << message;
   }
+}
+
+TEST(AsioThreadTest, test_asio_runtime_shutdown_cancels_parked_operations) {
+  IoContext io;  // declared before the Runtime, as the header asks
+  boost::asio::steady_timer timer(io.get(), 30s);
+  std::atomic<int> handled{0};
+  error_code handler_ec;
+  const auto started = std::chrono::steady_clock::now();
+  {
+    Runtime rt(RuntimeOptions{.workers = 2});
+    Fiber<void> f = rt.spawn([&] {
+      boost::asio::async_initiate<const use_fiber_t&, void(error_code)>(
+          CountedWait{&timer, &handled, &handler_ec}, use_fiber);
+    });
+    while (!test::parked(detail::core_of(f))) std::this_thread::yield();
+  }  // ~Runtime interrupts f: its wait is cancelled and its handler awaited
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 15s);
+  EXPECT_EQ(handled.load(), 1);
+  EXPECT_EQ(handler_ec, boost::asio::error::operation_aborted);
 }
 
 TEST(AsioThreadTest, test_asio_io_context_needs_a_thread) {
