@@ -7,6 +7,7 @@ file(GLOB weft_example_sources CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/examples
 foreach(source IN LISTS weft_example_sources)
   get_filename_component(name "${source}" NAME_WE)
   add_executable(${name} "${source}")
+  weft_asio_sanitizer_options("${source}")
   target_link_libraries(${name} PRIVATE weft)
   weft_target_warnings(${name})
 

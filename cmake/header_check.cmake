@@ -13,6 +13,7 @@ foreach(header IN LISTS weft_public_headers)
   set(tu "${PROJECT_BINARY_DIR}/header_check/${stem}.cpp")
   # file(CONFIGURE) rewrites only on change, so a re-glob rebuilds nothing.
   file(CONFIGURE OUTPUT "${tu}" CONTENT "#include <${header}>\n" @ONLY)
+  weft_asio_sanitizer_options("${tu}")
   list(APPEND weft_header_check_sources "${tu}")
 endforeach()
 

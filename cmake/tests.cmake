@@ -41,6 +41,7 @@ file(GLOB weft_test_sources CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/tests/test_
 foreach(source IN LISTS weft_test_sources)
   get_filename_component(name "${source}" NAME_WE)
   add_executable(${name} "${source}")
+  weft_asio_sanitizer_options("${source}")
   # Tests may reach internals (deques, timers) through src/.
   target_include_directories(${name} PRIVATE "${PROJECT_SOURCE_DIR}/src")
   target_link_libraries(${name} PRIVATE
