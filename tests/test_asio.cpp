@@ -517,22 +517,14 @@ TEST(AsioThreadTest, test_asio_runtime_shutdown_cancels_parked_operations) {
   {
     Runtime rt(RuntimeOptions{.workers = 2});
     Fiber<void> f = rt.spawn([&] {
-      OnExit past_the_wake([&] {
-        // The io thread that woke this fiber may still be inside the wake-up
-        // (Scheduler::inject, then notify_work) when the fiber has ended,
-        // and ~Runtime then frees the scheduler under it: the scheduler does
-        // not yet wait out a plain-thread waker (TSan caught it here; it is
-        // reported with this branch). Until it does, wait until the io thread
-        // ran a later job (one thread: FIFO), so it is past the wake-up.
-        std::latch passed(1);
-        boost::asio::post(io.get_executor(), [&] { passed.count_down(); });
-        passed.wait();
-      });
       boost::asio::async_initiate<const use_fiber_t&, void(error_code)>(
           CountedWait{&timer, &handled, &handler_ec}, use_fiber);
     });
     while (!test::parked(detail::core_of(f))) std::this_thread::yield();
-  }  // ~Runtime interrupts f: its wait is cancelled and its handler awaited
+  }  // ~Runtime interrupts f: its wait is cancelled and its handler awaited.
+  // The io thread that woke f may still be inside Scheduler::inject() when
+  // f has ended: ~Runtime waits it out (TSan caught the use-after-free here
+  // before it did).
   EXPECT_LT(std::chrono::steady_clock::now() - started, 15s);
   EXPECT_EQ(handled.load(), 1);
   EXPECT_EQ(handler_ec, boost::asio::error::operation_aborted);

@@ -3,6 +3,8 @@
 
 #include "io/ops.hpp"
 
+#include <weft/blocking.hpp>
+
 #include <fmt/format.h>
 
 #include <arpa/inet.h>
@@ -64,7 +66,9 @@ std::vector<SocketAddress> resolve(std::string_view host_view, std::uint16_t por
   // A numeric host converts without a lookup (and without the pool).
   int rc = lookup(host, service, flags | AI_NUMERICHOST, socktype, list, err);
   if (rc == EAI_NONAME && !host.empty()) {
-    rc = lookup(host, service, flags, socktype, list, err);  // moves to weft::blocking next
+    // getaddrinfo blocks (DNS): on the blocking pool, so the worker stays
+    // free, and an interrupt of the caller waits for it and then throws.
+    rc = weft::blocking([&] { return lookup(host, service, flags, socktype, list, err); });
   }
   const std::string where = fmt::format("{} {}", what, io::Endpoint{host, port});
   if (rc == EAI_SYSTEM) throw_io_error(err, where);

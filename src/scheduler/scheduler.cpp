@@ -61,6 +61,9 @@ Scheduler::~Scheduler() {
   for (auto& w : workers_) w->wake();
   if (driver_.joinable()) driver_.join();
   for (auto& w : workers_) w->join();
+  // A thread that woke a fiber may still be inside inject() (acquire: its
+  // last touch happens-before what we free next).
+  while (injecting_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   blocking_pool_.stop();  // a pool thread may still be in notify_work(), which can use the reactor
   delete reactor_.load(std::memory_order_acquire);
   WEFT_ASSERT(live() == 0, "{} fibers still live at scheduler destruction", live());
@@ -89,12 +92,17 @@ void Scheduler::schedule(FiberControl* f) {
 }
 
 void Scheduler::inject(FiberControl* f) {
+  // Counted from before the push: once f is queued it may run and end, and
+  // the runtime may be destroyed while we are still in notify_work() (a
+  // plain thread, an Asio or blocking-pool thread, waking the last fiber).
+  injecting_.fetch_add(1, std::memory_order_seq_cst);
   {
     std::lock_guard lk(inject_mu_);
     injected_.push_back(f);
     injected_size_.fetch_add(1, std::memory_order_seq_cst);
   }
   notify_work();
+  injecting_.fetch_sub(1, std::memory_order_release);  // our last touch of *this
 }
 
 FiberControl* Scheduler::pop_injected() {

@@ -236,6 +236,8 @@ class Scheduler {
   mutable std::mutex inject_mu_;
   std::deque<FiberControl*> injected_;
   std::atomic<std::size_t> injected_size_{0};
+  // Calls of inject() in progress: ~Scheduler waits for 0 (see inject()).
+  std::atomic<int> injecting_{0};
 
   std::mutex sleep_mu_;
   std::vector<Worker*> sleepers_list_;
