@@ -139,37 +139,34 @@ class IoContext {
 
 }  // namespace weft::asio
 
+namespace weft::asio::detail {
+// ResultOf is the async_result of use_fiber and as_tuple(use_fiber): it runs
+// the operation with `Traits` deciding what the completion returns.
+template <class Traits, class Signature>
+struct ResultOf {
+  using return_type = typename Traits::value_type;
+
+  template <class Initiation, class RawToken, class... InitArgs>
+  static return_type initiate(Initiation&& initiation, RawToken&&, InitArgs&&... args) {
+    return run_operation<Traits, Signature>(std::forward<Initiation>(initiation),
+                                            std::forward<InitArgs>(args)...);
+  }
+};
+}  // namespace weft::asio::detail
+
 namespace boost::asio {
 
 // use_fiber: the operation's values, its error thrown (see the top of this header).
 template <class R, class... Args>
-class async_result<weft::asio::use_fiber_t, R(Args...)> {
-  using Traits = weft::asio::detail::Signature<std::decay_t<Args>...>;
-
- public:
-  using return_type = typename Traits::value_type;
-
-  template <class Initiation, class RawToken, class... InitArgs>
-  static return_type initiate(Initiation&& initiation, RawToken&&, InitArgs&&... args) {
-    return weft::asio::detail::run_operation<Traits, R(Args...)>(
-        std::forward<Initiation>(initiation), std::forward<InitArgs>(args)...);
-  }
-};
+class async_result<weft::asio::use_fiber_t, R(Args...)>
+    : public weft::asio::detail::ResultOf<weft::asio::detail::Signature<std::decay_t<Args>...>,
+                                          R(Args...)> {};
 
 // as_tuple(use_fiber): every completion argument, error_code included, as a
 // std::tuple; never throws the operation's error.
 template <class R, class... Args>
-class async_result<as_tuple_t<weft::asio::use_fiber_t>, R(Args...)> {
-  using Traits = weft::asio::detail::AllValues<std::decay_t<Args>...>;
-
- public:
-  using return_type = typename Traits::value_type;
-
-  template <class Initiation, class RawToken, class... InitArgs>
-  static return_type initiate(Initiation&& initiation, RawToken&&, InitArgs&&... args) {
-    return weft::asio::detail::run_operation<Traits, R(Args...)>(
-        std::forward<Initiation>(initiation), std::forward<InitArgs>(args)...);
-  }
-};
+class async_result<as_tuple_t<weft::asio::use_fiber_t>, R(Args...)>
+    : public weft::asio::detail::ResultOf<weft::asio::detail::AllValues<std::decay_t<Args>...>,
+                                          R(Args...)> {};
 
 }  // namespace boost::asio
