@@ -141,9 +141,12 @@ void Server::serve(io::TcpStream stream) {
 
 void Server::echo_lines(io::TcpStream& stream, std::string& pending) {
   for (std::size_t end; (end = pending.find('\n')) != std::string::npos;) {
+    // Sampled before the echo: once it is written, its client may take its
+    // position and the drain may begin before this fiber runs again.
+    const bool in_drain = draining_.done();
     stream.write_all(io::as_bytes(std::string_view(pending).substr(0, end + 1)));
     pending.erase(0, end + 1);
-    if (draining_.done()) ++finished_in_drain;
+    if (in_drain) ++finished_in_drain;
   }
 }
 
