@@ -18,8 +18,9 @@
 # and 6 GiB in dev (WEFT_TEST_RSS_BUDGET_MB overrides it), and to a ctest
 # TIMEOUT of 600 s. In dev the two million-scale tests (~4.7 GB each) run
 # alone (RUN_SERIAL); ctest runs everything else two at a time. On 2 busy
-# cores the whole command takes ~30 min, three quarters of it building:
-# dev ~8 min, asan ~10, tsan ~10, fuzz ~2.
+# cores the whole command takes ~36 min, four fifths of it building (the
+# Asio bridge's test and Beast example are the heaviest files):
+# dev ~7 min, asan ~16, tsan ~10, fuzz ~3.
 # WEFT_STRESS_SCENARIOS / WEFT_SEED set the count and seed of both stress
 # tests in every stage; WEFT_SANITIZER_SCENARIOS sets WEFT_STRESS_SCENARIOS
 # for the asan and tsan stages only.
