@@ -8,11 +8,14 @@
 #include <weft/deadline.hpp>
 #include <weft/this_fiber.hpp>
 
+#include <fmt/format.h>
+
 #include <sys/types.h>
 
 #include <cerrno>
 #include <cstdint>
 #include <string_view>
+#include <utility>
 
 namespace weft::detail {
 
@@ -90,6 +93,22 @@ ssize_t io_call(int fd, std::uint32_t gen, IoDirection d, Deadline deadline, con
       return -1;
     }
   }
+}
+
+// transfer() is read_some/write_some (raw fds and sockets alike): EBADF for
+// an empty fd, 0 for an empty buffer (still a yield point), else io_call()
+// with no deadline; an error throws, naming `what` and the fd.
+template <class Call>
+std::size_t transfer(int fd, std::uint32_t gen, IoDirection d, bool empty, const char* what,
+                     Call&& call) {
+  if (fd < 0) throw_io_error(EBADF, fmt::format("{} fd {}", what, fd));
+  if (empty) {
+    throw_if_interrupted();
+    return 0;
+  }
+  const ssize_t n = io_call(fd, gen, d, Deadline::max(), what, std::forward<Call>(call));
+  if (n < 0) throw_io_error(errno, fmt::format("{} fd {}", what, fd));
+  return static_cast<std::size_t>(n);
 }
 
 // close_fd() is Fd::close(): wake the waiters with EBADF, wait for calls in

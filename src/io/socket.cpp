@@ -62,15 +62,8 @@ TcpStream TcpStream::connect(std::string_view host, std::uint16_t port) {
 std::size_t TcpStream::read_some(std::span<std::byte> buf) {
   constexpr const char* kWhat = "weft::io::TcpStream::read_some";
   const int fd = socket_fd(fd_, kWhat);
-  if (buf.empty()) {
-    detail::throw_if_interrupted();
-    return 0;
-  }
-  const ssize_t n =
-      detail::io_call(fd, FdAccess::generation(fd_), IoDirection::read, Deadline::max(), kWhat,
-                      [&] { return ::recv(fd, buf.data(), buf.size(), 0); });
-  if (n < 0) detail::throw_io_error(errno, fmt::format("{} fd {}", kWhat, fd));
-  return static_cast<std::size_t>(n);
+  return detail::transfer(fd, FdAccess::generation(fd_), IoDirection::read, buf.empty(), kWhat,
+                          [&] { return ::recv(fd, buf.data(), buf.size(), 0); });
 }
 
 void TcpStream::read_exact(std::span<std::byte> buf) {
@@ -88,16 +81,9 @@ void TcpStream::read_exact(std::span<std::byte> buf) {
 std::size_t TcpStream::write_some(std::span<const std::byte> buf) {
   constexpr const char* kWhat = "weft::io::TcpStream::write_some";
   const int fd = socket_fd(fd_, kWhat);
-  if (buf.empty()) {
-    detail::throw_if_interrupted();
-    return 0;
-  }
   // MSG_NOSIGNAL: a peer that went away is EPIPE, not a SIGPIPE.
-  const ssize_t n =
-      detail::io_call(fd, FdAccess::generation(fd_), IoDirection::write, Deadline::max(), kWhat,
-                      [&] { return ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL); });
-  if (n < 0) detail::throw_io_error(errno, fmt::format("{} fd {}", kWhat, fd));
-  return static_cast<std::size_t>(n);
+  return detail::transfer(fd, FdAccess::generation(fd_), IoDirection::write, buf.empty(), kWhat,
+                          [&] { return ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL); });
 }
 
 void TcpStream::write_all(std::span<const std::byte> buf) {

@@ -126,39 +126,24 @@ bool wait_writable_until(int fd, Deadline deadline) {
 }
 
 std::size_t read_some(int fd, std::span<std::byte> buf) {
-  constexpr const char* kWhat = "weft::io::read_some";
-  if (fd < 0) detail::throw_io_error(EBADF, fmt::format("{} fd {}", kWhat, fd));
-  if (buf.empty()) {
-    detail::throw_if_interrupted();
-    return 0;
-  }
-  const ssize_t n = detail::io_call(fd, detail::kAnyGeneration, IoDirection::read, Deadline::max(),
-                                    kWhat, [&] { return ::read(fd, buf.data(), buf.size()); });
-  if (n < 0) detail::throw_io_error(errno, fmt::format("{} fd {}", kWhat, fd));
-  return static_cast<std::size_t>(n);
+  return detail::transfer(fd, detail::kAnyGeneration, IoDirection::read, buf.empty(),
+                          "weft::io::read_some",
+                          [&] { return ::read(fd, buf.data(), buf.size()); });
 }
 
 std::size_t write_some(int fd, std::span<const std::byte> buf) {
-  constexpr const char* kWhat = "weft::io::write_some";
-  if (fd < 0) detail::throw_io_error(EBADF, fmt::format("{} fd {}", kWhat, fd));
-  if (buf.empty()) {
-    detail::throw_if_interrupted();
-    return 0;
-  }
   // A socket is written with send(MSG_NOSIGNAL): a peer that went away is
   // EPIPE, not a process-killing SIGPIPE. Anything else (a pipe) with write(2).
   bool socket = true;
-  const ssize_t n =
-      detail::io_call(fd, detail::kAnyGeneration, IoDirection::write, Deadline::max(), kWhat, [&] {
-        if (socket) {
-          const ssize_t r = ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL);
-          if (r >= 0 || errno != ENOTSOCK) return r;
-          socket = false;
-        }
-        return ::write(fd, buf.data(), buf.size());
-      });
-  if (n < 0) detail::throw_io_error(errno, fmt::format("{} fd {}", kWhat, fd));
-  return static_cast<std::size_t>(n);
+  return detail::transfer(fd, detail::kAnyGeneration, IoDirection::write, buf.empty(),
+                          "weft::io::write_some", [&] {
+                            if (socket) {
+                              const ssize_t r = ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL);
+                              if (r >= 0 || errno != ENOTSOCK) return r;
+                              socket = false;
+                            }
+                            return ::write(fd, buf.data(), buf.size());
+                          });
 }
 
 }  // namespace weft::io
