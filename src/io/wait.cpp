@@ -85,21 +85,17 @@ bool await_ready(IoRecord& rec, int fd, std::uint32_t gen, IoDirection d, std::u
 }
 
 bool wait_ready(int fd, std::uint32_t gen, IoDirection d, Deadline deadline, const char* what) {
-  throw_if_interrupted();
   if (fd < 0) throw_io_error(EBADF, fmt::format("{} fd {}", what, fd));
-  IoRecord& rec = record_for(fd);
-  for (;;) {
-    const std::uint64_t seen = rec.readiness.load(std::memory_order_acquire);
-    pollfd p{fd, static_cast<short>(d == IoDirection::read ? POLLIN : POLLOUT), 0};
-    int r;
-    {
-      OpScope op(rec, fd, gen, what);
-      r = ::poll(&p, 1, 0);
-    }
-    if (r > 0) return true;
-    if (r < 0 && errno != EINTR) throw_io_error(errno, fmt::format("{} fd {}", what, fd));
-    if (r == 0 && !await_ready(rec, fd, gen, d, seen, deadline, what)) return false;
-  }
+  // The probe is poll(2) with a zero timeout: "not ready" is io_call's EAGAIN.
+  pollfd p{fd, static_cast<short>(d == IoDirection::read ? POLLIN : POLLOUT), 0};
+  const ssize_t r = io_call(fd, gen, d, deadline, what, [&]() -> ssize_t {
+    const int n = ::poll(&p, 1, 0);
+    if (n == 0) errno = EAGAIN;
+    return n > 0 ? n : -1;
+  });
+  if (r >= 0) return true;
+  if (errno == ETIMEDOUT) return false;
+  throw_io_error(errno, fmt::format("{} fd {}", what, fd));
 }
 
 }  // namespace weft::detail
