@@ -20,7 +20,7 @@ void check_deferred_failure(const std::exception_ptr& error, const char* what) {
 }
 
 bool DeferredBase::wait_done_until(Deadline deadline) {
-  this_fiber::check_interrupt();  // a yield point even when already complete
+  detail::throw_if_interrupted();  // a yield point even when already complete
   if (done()) return true;
   std::unique_lock lk(queue_.lock());
   if (done_.load(std::memory_order_relaxed)) return true;  // the lock orders it

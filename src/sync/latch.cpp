@@ -40,7 +40,7 @@ void Latch::arrive(std::ptrdiff_t n, const char* what) {
 void Latch::wait() { (void)wait_until(Deadline::max()); }
 
 bool Latch::wait_until(Deadline deadline) {
-  this_fiber::check_interrupt();
+  detail::throw_if_interrupted();
   if (try_wait()) return true;
   std::unique_lock lk(queue_.lock());
   if (count_.load(std::memory_order_relaxed) == 0) return true;  // the lock orders it
@@ -49,7 +49,7 @@ bool Latch::wait_until(Deadline deadline) {
 }
 
 void Latch::arrive_and_wait(std::ptrdiff_t n) {
-  this_fiber::check_interrupt();  // an interrupted caller does not arrive
+  detail::throw_if_interrupted();  // an interrupted caller does not arrive
   arrive(n, "arrive_and_wait");
   wait();
 }

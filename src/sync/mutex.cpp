@@ -17,7 +17,7 @@ constexpr const char* kMutexDestroyed = "weft::Mutex destroyed while fibers wait
 void Mutex::lock() { (void)try_lock_until(Deadline::max()); }
 
 bool Mutex::try_lock_until(Deadline deadline) {
-  this_fiber::check_interrupt();
+  detail::throw_if_interrupted();
   const FiberId me = detail::current_id();
   std::unique_lock lk(queue_.lock());
   if (!locked_) {

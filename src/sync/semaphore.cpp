@@ -17,7 +17,7 @@ constexpr const char* kSemaphoreDestroyed = "weft::Semaphore destroyed while fib
 void Semaphore::acquire() { (void)try_acquire_until(Deadline::max()); }
 
 bool Semaphore::try_acquire_until(Deadline deadline) {
-  this_fiber::check_interrupt();
+  detail::throw_if_interrupted();
   std::unique_lock lk(queue_.lock());
   if (permits_ > 0) {
     --permits_;

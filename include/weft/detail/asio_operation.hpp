@@ -292,7 +292,7 @@ typename Traits::value_type run_operation(Init&& init, Args&&... args) {
         "weft::asio::use_fiber called on a thread that runs the operation's executor: it would "
         "wait for itself; call it from a fiber or from another thread");
   }
-  this_fiber::check_interrupt();  // pending on entry: nothing is started
+  weft::detail::throw_if_interrupted();  // pending on entry: nothing is started
   Operation<typename Traits::value_type> op;
   try {
     std::forward<Init>(init)(typename HandlerFor<Traits, Sig>::type(op),
