@@ -34,6 +34,7 @@
 #include <cstddef>
 #include <functional>
 #include <iterator>
+#include <source_location>
 #include <stdexcept>
 #include <tuple>
 #include <type_traits>
@@ -73,13 +74,14 @@ requires(std::invocable<std::decay_t<F>&>&&...) auto all(F&&... f)
 // all() for a dynamic number of tasks: their values in order (void:
 // std::monostate); an empty vector gives an empty vector.
 template <class F>
-auto all(std::vector<F>& fs) -> std::vector<detail::value_t<std::invoke_result_t<F&>>> {
+auto all(std::vector<F>& fs, std::source_location where = std::source_location::current())
+    -> std::vector<detail::value_t<std::invoke_result_t<F&>>> {
   using R = std::invoke_result_t<F&>;
   (void)detail::require_scheduler("weft::all");  // std::logic_error outside a fiber
   std::vector<detail::value_t<R>> values;
   if (fs.empty()) return values;
-  detail::throw_if_interrupted();
-  detail::Contest contest(fs.size(), "all");
+  detail::enter_yield_point(where);
+  detail::Contest contest(fs.size(), "all", where);
   for (std::size_t i = fs.size(); i-- > 0;) {
     auto fiber = weft::fork(detail::ContestantRef<F>{contest.ticket(i), &fs[i]});
     contest.set(i, detail::ref_of(fiber));
@@ -95,13 +97,14 @@ auto all(std::vector<F>& fs) -> std::vector<detail::value_t<std::invoke_result_t
 // time; after a failure nothing more starts, and the first failure is rethrown.
 template <std::forward_iterator It, class F>
 requires std::invocable<F&, std::iter_reference_t<It>>
-void for_each_par(It first, It last, F f, std::size_t concurrency) {
+void for_each_par(It first, It last, F f, std::size_t concurrency,
+                  std::source_location where = std::source_location::current()) {
   (void)detail::require_scheduler("weft::for_each_par");  // std::logic_error outside a fiber
   if (concurrency == 0)
     throw std::invalid_argument("weft::for_each_par: concurrency must be at least 1");
   const auto n = static_cast<std::size_t>(std::distance(first, last));
   if (n == 0) return;
-  detail::throw_if_interrupted();
+  detail::enter_yield_point(where);
   struct Cursor {
     It next;  // the element of the next item (items start in order)
     F* f;
@@ -114,7 +117,7 @@ void for_each_par(It first, It last, F f, std::size_t concurrency) {
     c.set(slot, detail::ref_of(fiber));
     ++cur.next;
   };
-  detail::Contest contest(std::min(concurrency, n), "for_each_par");
+  detail::Contest contest(std::min(concurrency, n), "for_each_par", where);
   Cause failure = contest.run_bounded(n, start, &cursor);
   if (!failure.empty()) detail::rethrow_cause(failure);
 }

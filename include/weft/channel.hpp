@@ -77,6 +77,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <source_location>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -208,28 +209,35 @@ class Channel {
 
   // send() appends `value`, waiting while the channel is full; throws
   // ChannelClosed once closed. A yield point.
-  void send(T value) { (void)send_until_impl(value, Deadline::max()); }
+  void send(T value, std::source_location where = std::source_location::current()) {
+    (void)send_until_impl(value, Deadline::max(), where);
+  }
   // send_until() appends `value`, waiting while the channel is full until
   // `deadline`; false when the deadline passed first, and then `value` was
   // not enqueued and is left untouched. Throws ChannelClosed once closed
   // (`value` untouched too). A yield point.
-  [[nodiscard("false: not sent, the value is still yours")]] bool send_until(T&& value,
-                                                                             Deadline deadline) {
-    return send_until_impl(value, deadline);
+  [[nodiscard("false: not sent, the value is still yours")]] bool send_until(
+      T&& value, Deadline deadline, std::source_location where = std::source_location::current()) {
+    return send_until_impl(value, deadline, where);
   }
   // send_until() sends a copy of `value`; see send_until(T&&, Deadline).
-  [[nodiscard("false: not sent")]] bool send_until(const T& value, Deadline deadline) {
+  [[nodiscard("false: not sent")]] bool send_until(
+      const T& value, Deadline deadline,
+      std::source_location where = std::source_location::current()) {
     T copy(value);  // copied before the lock: a throwing copy must not strand a claimed waiter
-    return send_until_impl(copy, deadline);
+    return send_until_impl(copy, deadline, where);
   }
   // send_for() is send_until(value, this_fiber::now() + d). A yield point.
   [[nodiscard("false: not sent, the value is still yours")]] bool send_for(
-      T&& value, std::chrono::nanoseconds d) {
-    return send_until_impl(value, detail::deadline_after(d));
+      T&& value, std::chrono::nanoseconds d,
+      std::source_location where = std::source_location::current()) {
+    return send_until_impl(value, detail::deadline_after(d), where);
   }
   // send_for() sends a copy of `value`; see send_for(T&&, nanoseconds).
-  [[nodiscard("false: not sent")]] bool send_for(const T& value, std::chrono::nanoseconds d) {
-    return send_until(value, detail::deadline_after(d));
+  [[nodiscard("false: not sent")]] bool send_for(
+      const T& value, std::chrono::nanoseconds d,
+      std::source_location where = std::source_location::current()) {
+    return send_until(value, detail::deadline_after(d), where);
   }
   // try_send() appends `value` if there is room and the channel is open;
   // false otherwise, and then `value` is left untouched. Never waits.
@@ -249,28 +257,31 @@ class Channel {
 
   // receive() takes the oldest item, waiting while the channel is empty;
   // std::nullopt once the channel is closed and drained. A yield point.
-  std::optional<T> receive() {
-    ReceiveResult<T> r = receive_until(Deadline::max());  // never timed_out
+  std::optional<T> receive(std::source_location where = std::source_location::current()) {
+    ReceiveResult<T> r = receive_until(Deadline::max(), where);  // never timed_out
     return std::move(static_cast<std::optional<T>&>(r));
   }
   // receive_until() takes the oldest item, waiting while the channel is
   // empty until `deadline`: the item, or empty with closed() (closed and
   // drained) or timed_out() (the deadline passed; nothing consumed). A
   // yield point.
-  [[nodiscard]] ReceiveResult<T> receive_until(Deadline deadline) {
-    detail::throw_if_interrupted();
+  [[nodiscard]] ReceiveResult<T> receive_until(
+      Deadline deadline, std::source_location where = std::source_location::current()) {
+    detail::enter_yield_point(where);
     std::unique_lock lk(queue_.lock());
     if (!buffer_.empty()) return ReceiveResult<T>(take(lk));
     if (closed_) return ReceiveResult<T>(ReceiveStatus::closed);
     ReceiveSlot slot;
-    if (!queue_.park_until(lk, slot, "Channel::receive", detail::kChannelDestroyed, deadline))
+    if (!queue_.park_until(lk, slot, {"Channel::receive", this, where}, detail::kChannelDestroyed,
+                           deadline))
       return ReceiveResult<T>(ReceiveStatus::timed_out);
     if (!slot.item) return ReceiveResult<T>(ReceiveStatus::closed);  // woken by close()
     return ReceiveResult<T>(std::move(*slot.item));
   }
   // receive_for() is receive_until(this_fiber::now() + d). A yield point.
-  [[nodiscard]] ReceiveResult<T> receive_for(std::chrono::nanoseconds d) {
-    return receive_until(detail::deadline_after(d));
+  [[nodiscard]] ReceiveResult<T> receive_for(
+      std::chrono::nanoseconds d, std::source_location where = std::source_location::current()) {
+    return receive_until(detail::deadline_after(d), where);
   }
   // try_receive() takes the oldest item if there is one. Never waits.
   [[nodiscard]] std::optional<T> try_receive() {
@@ -327,8 +338,8 @@ class Channel {
 
   // send_until_impl() is every send that may wait: `value` is moved from
   // only when it was accepted (true).
-  bool send_until_impl(T& value, Deadline deadline) {
-    detail::throw_if_interrupted();
+  bool send_until_impl(T& value, Deadline deadline, std::source_location where) {
+    detail::enter_yield_point(where);
     std::unique_lock lk(queue_.lock());
     if (closed_) {
       lk.unlock();
@@ -341,7 +352,8 @@ class Channel {
     }
     SendSlot slot;
     slot.item = &value;
-    if (!queue_.park_until(lk, slot, "Channel::send", detail::kChannelDestroyed, deadline))
+    if (!queue_.park_until(lk, slot, {"Channel::send", this, where}, detail::kChannelDestroyed,
+                           deadline))
       return false;  // nobody took *slot.item
     if (slot.closed) throw ChannelClosed();
     return true;

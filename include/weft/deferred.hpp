@@ -47,6 +47,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <source_location>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -77,7 +78,7 @@ class DeferredBase {
   ~DeferredBase() = default;
   // wait_done_until() is await_until() without the result: true once done,
   // false when `deadline` passed first (Deadline::max(): no deadline).
-  bool wait_done_until(Deadline deadline);
+  bool wait_done_until(Deadline deadline, std::source_location where);
   // complete() runs store() under the lock if not yet done, publishes and
   // wakes the awaiters; false (nothing stored) if already done.
   template <class Store>
@@ -141,8 +142,8 @@ class Deferred : private detail::DeferredBase {
 
   // await() waits for completion; returns the value or rethrows the
   // failure. The reference lives as long as this Deferred. A yield point.
-  const T& await() {
-    (void)wait_done_until(Deadline::max());
+  const T& await(std::source_location where = std::source_location::current()) {
+    (void)wait_done_until(Deadline::max(), where);
     rethrow_if_failed();
     return *value_;
   }
@@ -150,15 +151,15 @@ class Deferred : private detail::DeferredBase {
   // value, std::nullopt when the deadline passed first; rethrows the
   // failure. A yield point. (After a true done(), await() gives a reference.)
   [[nodiscard("nullopt means the deadline passed")]] std::optional<T> await_until(
-      Deadline deadline) {
-    if (!wait_done_until(deadline)) return std::nullopt;
+      Deadline deadline, std::source_location where = std::source_location::current()) {
+    if (!wait_done_until(deadline, where)) return std::nullopt;
     rethrow_if_failed();
     return *value_;
   }
   // await_for() is await_until(this_fiber::now() + d). A yield point.
   [[nodiscard("nullopt means the deadline passed")]] std::optional<T> await_for(
-      std::chrono::nanoseconds d) {
-    return await_until(detail::deadline_after(d));
+      std::chrono::nanoseconds d, std::source_location where = std::source_location::current()) {
+    return await_until(detail::deadline_after(d), where);
   }
   // poll() is the result as an Exit if completed, without waiting (copies the value).
   [[nodiscard]] std::optional<Exit<T>> poll() const {
@@ -208,21 +209,23 @@ class Deferred<void> : private detail::DeferredBase {
   }
 
   // await() waits for completion; rethrows the failure. A yield point.
-  void await() {
-    (void)wait_done_until(Deadline::max());
+  void await(std::source_location where = std::source_location::current()) {
+    (void)wait_done_until(Deadline::max(), where);
     rethrow_if_failed();
   }
   // await_until() is await() that gives up at `deadline`: true once
   // completed, false when the deadline passed first; rethrows the failure.
   // A yield point.
-  [[nodiscard("false means the deadline passed")]] bool await_until(Deadline deadline) {
-    if (!wait_done_until(deadline)) return false;
+  [[nodiscard("false means the deadline passed")]] bool await_until(
+      Deadline deadline, std::source_location where = std::source_location::current()) {
+    if (!wait_done_until(deadline, where)) return false;
     rethrow_if_failed();
     return true;
   }
   // await_for() is await_until(this_fiber::now() + d). A yield point.
-  [[nodiscard("false means the deadline passed")]] bool await_for(std::chrono::nanoseconds d) {
-    return await_until(detail::deadline_after(d));
+  [[nodiscard("false means the deadline passed")]] bool await_for(
+      std::chrono::nanoseconds d, std::source_location where = std::source_location::current()) {
+    return await_until(detail::deadline_after(d), where);
   }
   // poll() is the result as an Exit if completed, without waiting.
   [[nodiscard]] std::optional<Exit<void>> poll() const {

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <functional>
 #include <optional>
+#include <source_location>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -48,35 +49,41 @@ class Fiber {
   // An interruptible yield point, even when the fiber already ended: a
   // pending interrupt of the caller is thrown first (as Go's and Effect's
   // joins, and every weft primitive, do). join() and interrupt() too.
-  [[nodiscard("join() rethrows instead")]] Exit<T> await() {
-    core().await_done();
+  // Every blocking call takes the caller's line (`where`) for dumps.
+  [[nodiscard("join() rethrows instead")]] Exit<T> await(
+      std::source_location where = std::source_location::current()) {
+    core().await_done(where);
     return take();
   }
   // await_until() is await() that gives up at `deadline`: the Exit, or
   // std::nullopt when the deadline passed first (the fiber runs on). A
   // yield point, from a fiber or a plain thread, like await().
-  [[nodiscard]] std::optional<Exit<T>> await_until(Deadline deadline) {
-    if (!core().await_done_until(deadline)) return std::nullopt;
+  [[nodiscard]] std::optional<Exit<T>> await_until(
+      Deadline deadline, std::source_location where = std::source_location::current()) {
+    if (!core().await_done_until(deadline, where)) return std::nullopt;
     return take();
   }
   // await_for() is await_until(this_fiber::now() + d).
-  [[nodiscard]] std::optional<Exit<T>> await_for(std::chrono::nanoseconds d) {
-    return await_until(detail::deadline_after(d));
+  [[nodiscard]] std::optional<Exit<T>> await_for(
+      std::chrono::nanoseconds d, std::source_location where = std::source_location::current()) {
+    return await_until(detail::deadline_after(d), where);
   }
   // join() is await().value(): the value, or the cause rethrown.
-  T join() {
+  T join(std::source_location where = std::source_location::current()) {
+    core().await_done(where, "Fiber::join");
     if constexpr (std::is_void_v<T>) {
-      await().value();
+      take().value();
     } else {
-      return std::move(await().value());
+      return std::move(take().value());
     }
   }
   // interrupt() requests interruption, waits for the end and returns the Exit.
-  [[nodiscard("for the effect only: interrupt_fork()")]] Exit<T> interrupt() {
+  [[nodiscard("for the effect only: interrupt_fork()")]] Exit<T> interrupt(
+      std::source_location where = std::source_location::current()) {
     detail::FiberCore& c = core();
     c.request_interrupt(detail::current_id());
     if (&c == detail::current_fiber()) detail::interrupt_self_and_check(c);
-    c.await_done();
+    c.await_done(where, "Fiber::interrupt");
     return take();
   }
   // interrupt_fork() requests interruption and returns at once.

@@ -41,6 +41,7 @@
 
 #include <concepts>
 #include <cstddef>
+#include <source_location>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -79,14 +80,14 @@ auto run_race_variadic(const char* what, bool first_completion, F&&... fs)
 
 // run_race_vector() is run_race_variadic() for a vector of callables.
 template <class F>
-auto run_race_vector(const char* what, bool first_completion, std::vector<F>& fs)
-    -> Exit<std::invoke_result_t<F&>> {
+auto run_race_vector(const char* what, bool first_completion, std::vector<F>& fs,
+                     std::source_location where) -> Exit<std::invoke_result_t<F&>> {
   using R = std::invoke_result_t<F&>;
   (void)require_scheduler(what);  // std::logic_error outside a fiber, naming the call
   if (fs.empty())
     throw std::invalid_argument(fmt::format("{}: no contestants (empty vector)", what));
-  detail::throw_if_interrupted();
-  Contest contest(fs.size(), first_completion ? "race_first" : "race");
+  detail::enter_yield_point(where);
+  Contest contest(fs.size(), first_completion ? "race_first" : "race", where);
   for (std::size_t i = fs.size(); i-- > 0;) {
     auto fiber = weft::fork(ContestantRef<F>{contest.ticket(i), &fs[i]});
     contest.set(i, ref_of(fiber));
@@ -137,22 +138,26 @@ requires(std::invocable<std::decay_t<F>&>&&...) auto race_first(F&&... f)
 
 // race_exit() for a dynamic number of contestants; std::invalid_argument if empty.
 template <class F>
-[[nodiscard]] auto race_exit(std::vector<F>& fs) -> Exit<std::invoke_result_t<F&>> {
-  return detail::run_race_vector("weft::race_exit", false, fs);
+[[nodiscard]] auto race_exit(std::vector<F>& fs,
+                             std::source_location where = std::source_location::current())
+    -> Exit<std::invoke_result_t<F&>> {
+  return detail::run_race_vector("weft::race_exit", false, fs, where);
 }
 
 // race() for a dynamic number of contestants; std::invalid_argument if empty.
 template <class F>
-auto race(std::vector<F>& fs) -> std::invoke_result_t<F&> {
+auto race(std::vector<F>& fs, std::source_location where = std::source_location::current())
+    -> std::invoke_result_t<F&> {
   return detail::value_or_throw<std::invoke_result_t<F&>>(
-      detail::run_race_vector("weft::race", false, fs));
+      detail::run_race_vector("weft::race", false, fs, where));
 }
 
 // race_first() for a dynamic number of contestants; std::invalid_argument if empty.
 template <class F>
-auto race_first(std::vector<F>& fs) -> std::invoke_result_t<F&> {
+auto race_first(std::vector<F>& fs, std::source_location where = std::source_location::current())
+    -> std::invoke_result_t<F&> {
   return detail::value_or_throw<std::invoke_result_t<F&>>(
-      detail::run_race_vector("weft::race_first", true, fs));
+      detail::run_race_vector("weft::race_first", true, fs, where));
 }
 
 }  // namespace weft

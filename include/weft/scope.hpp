@@ -12,6 +12,7 @@
 #include <weft/fiber.hpp>
 
 #include <atomic>
+#include <source_location>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -47,7 +48,8 @@ class Scope {
     return child;
   }
   // join() awaits every child; rethrows one failure as is, several as CauseError.
-  void join();
+  // `where` is the caller's line, for dumps.
+  void join(std::source_location where = std::source_location::current());
 
  private:
   void add(detail::FiberCore* child);

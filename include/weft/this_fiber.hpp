@@ -7,6 +7,7 @@
 #include <weft/fiber_id.hpp>
 
 #include <chrono>
+#include <source_location>
 #include <stop_token>
 
 namespace weft {
@@ -17,18 +18,35 @@ namespace detail {
 inline void throw_if_interrupted() {
   if (FiberCore* f = current_fiber()) f->throw_if_interrupted();
 }
+// note_site() records `where` as the current fiber's call site (a plain
+// thread: nothing).
+inline void note_site(std::source_location where) noexcept {
+  if (FiberCore* f = current_fiber()) f->note_site(where);
+}
+// enter_yield_point() is throw_if_interrupted() that first records `where`,
+// the user's call site of a blocking call (Runtime::dump() shows it).
+inline void enter_yield_point(std::source_location where) {
+  if (FiberCore* f = current_fiber()) {
+    f->note_site(where);
+    f->throw_if_interrupted();
+  }
+}
 }  // namespace detail
 
 namespace this_fiber {
 
 // id() is the current fiber's id (a plain thread has one too).
 FiberId id() noexcept;
+// Every blocking call takes a defaulted std::source_location: the caller's
+// line, which Runtime::dump() and traces show (docs/debugging.md).
 // yield() lets other fibers run; a yield point.
-void yield();
+void yield(std::source_location where = std::source_location::current());
 // sleep_for() suspends the fiber for d; a yield point.
-void sleep_for(std::chrono::nanoseconds d);
+void sleep_for(std::chrono::nanoseconds d,
+               std::source_location where = std::source_location::current());
 // sleep_until() suspends the fiber until t; a yield point.
-void sleep_until(std::chrono::steady_clock::time_point t);
+void sleep_until(std::chrono::steady_clock::time_point t,
+                 std::source_location where = std::source_location::current());
 // now() is the clock that sleeps and deadlines use: steady_clock, or the
 // runtime's virtual clock under RuntimeOptions::deterministic.
 std::chrono::steady_clock::time_point now() noexcept;
@@ -38,10 +56,11 @@ std::chrono::steady_clock::time_point now() noexcept;
 // interval (RuntimeOptions::monitor_interval) and no idle worker could take
 // it, the call yields once before checking (DESIGN 3.14). So a timeout on a
 // CPU loop fires even on one worker.
-inline void check_interrupt() {
+// It records `where` for Runtime::dump() and the stall detector.
+inline void check_interrupt(std::source_location where = std::source_location::current()) {
   // current_fiber() is not inlined: a fiber may migrate between two calls,
   // and an inlined thread_local address could be reused across the switch.
-  if (detail::FiberCore* f = detail::current_fiber()) f->check_interrupt();
+  if (detail::FiberCore* f = detail::current_fiber()) f->check_interrupt(where);
 }
 // interruptible() is the current interruptibility (false in masks and in
 // finalizers while unwinding; always false on a plain thread, which cannot

@@ -36,6 +36,7 @@
 #include <chrono>
 #include <exception>
 #include <optional>
+#include <source_location>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -60,7 +61,8 @@ enum class TimeoutWait : unsigned char {
 // interrupts the task (attributed to the caller) and awaits it uninterruptibly.
 // If the caller is interrupted while waiting, the task is interrupted and
 // awaited, then Interrupted propagates.
-TimeoutWait await_with_deadline(FiberCore& task, std::chrono::nanoseconds d);
+TimeoutWait await_with_deadline(FiberCore& task, std::chrono::nanoseconds d,
+                                std::source_location where);
 
 // timeout_result_t<F> is the value type timeout returns for f.
 template <class F>
@@ -68,13 +70,13 @@ using timeout_value_t = value_t<std::invoke_result_t<std::decay_t<F>&>>;
 
 // run_timeout() is timeout_exit(); `what` names the caller in errors.
 template <class F>
-auto run_timeout(const char* what, std::chrono::nanoseconds d, F&& f)
+auto run_timeout(const char* what, std::chrono::nanoseconds d, F&& f, std::source_location where)
     -> Exit<std::optional<timeout_value_t<F>>> {
   using R = std::invoke_result_t<std::decay_t<F>&>;
   using V = value_t<R>;
   using Out = Exit<std::optional<V>>;
   (void)require_scheduler(what);  // std::logic_error outside a fiber, naming the call
-  detail::throw_if_interrupted();
+  detail::enter_yield_point(where);
   // The task stores f's value here before its body ends: a task that
   // returns just as the deadline interrupts it then ends interrupted (the
   // end of a body is an interruptible boundary, DESIGN 3.5), and without
@@ -91,7 +93,7 @@ auto run_timeout(const char* what, std::chrono::nanoseconds d, F&& f)
     }
   });
   auto& core = detail::core_of(task);
-  const TimeoutWait how = await_with_deadline(core, d);
+  const TimeoutWait how = await_with_deadline(core, d, where);
   // A value wins unless the interrupt met a mask: an uninterruptible task
   // that outlived its deadline has its value discarded (3.10, nullopt).
   const bool held_off = how == TimeoutWait::timed_out && core.interrupt_held_off();
@@ -107,24 +109,30 @@ auto run_timeout(const char* what, std::chrono::nanoseconds d, F&& f)
 // timeout_exit() runs f with a deadline: success(value), success(nullopt) on
 // expiry, or f's failure cause. Throws Interrupted if the caller is interrupted.
 template <class F>
-[[nodiscard]] auto timeout_exit(std::chrono::nanoseconds d, F&& f)
+[[nodiscard]] auto timeout_exit(std::chrono::nanoseconds d, F&& f,
+                                std::source_location where = std::source_location::current())
     -> Exit<std::optional<detail::timeout_value_t<F>>> {
-  return detail::run_timeout("weft::timeout_exit", d, std::forward<F>(f));
+  return detail::run_timeout("weft::timeout_exit", d, std::forward<F>(f), where);
 }
 
 // timeout() runs f with a deadline: its value, or std::nullopt on expiry;
 // f's failure is rethrown.
 template <class F>
-auto timeout(std::chrono::nanoseconds d, F&& f) -> std::optional<detail::timeout_value_t<F>> {
-  return std::move(detail::run_timeout("weft::timeout", d, std::forward<F>(f))).value();
+auto timeout(std::chrono::nanoseconds d, F&& f,
+             std::source_location where = std::source_location::current())
+    -> std::optional<detail::timeout_value_t<F>> {
+  return std::move(detail::run_timeout("weft::timeout", d, std::forward<F>(f), where)).value();
 }
 
 // timeout_or_throw() runs f with a deadline: its value, TimedOut on expiry,
 // f's failure rethrown.
 template <class F>
-auto timeout_or_throw(std::chrono::nanoseconds d, F&& f) -> std::invoke_result_t<std::decay_t<F>&> {
+auto timeout_or_throw(std::chrono::nanoseconds d, F&& f,
+                      std::source_location where = std::source_location::current())
+    -> std::invoke_result_t<std::decay_t<F>&> {
   auto result =
-      std::move(detail::run_timeout("weft::timeout_or_throw", d, std::forward<F>(f))).value();
+      std::move(detail::run_timeout("weft::timeout_or_throw", d, std::forward<F>(f), where))
+          .value();
   if (!result) throw TimedOut{};
   if constexpr (!std::is_void_v<std::invoke_result_t<std::decay_t<F>&>>) {
     return std::move(*result);

@@ -6,8 +6,8 @@
 
 namespace weft::detail {
 
-Contest::Contest(std::size_t slots, const char* what)
-    : what_(what), queue_(slots), fibers_(slots) {}
+Contest::Contest(std::size_t slots, const char* what, std::source_location where)
+    : site_{what, this, where}, queue_(slots), fibers_(slots) {}
 
 Contest::~Contest() { stop(); }
 
@@ -17,7 +17,7 @@ void Contest::stop() noexcept {
 }
 
 std::size_t Contest::next_ended() {
-  const std::size_t slot = queue_.pop(what_);
+  const std::size_t slot = queue_.pop(site_);
   // The post comes just before the fiber ends (its children and Exit are
   // still to come): wait for the published Exit, which is what decides.
   fibers_[slot]->await_done();

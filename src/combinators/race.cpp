@@ -28,11 +28,11 @@ void CompletionQueue::post(std::size_t slot) noexcept {
   if (w != nullptr) SyncQueue::resume(w);
 }
 
-std::size_t CompletionQueue::pop(const char* what) {
+std::size_t CompletionQueue::pop(const WaitSite& site) {
   std::unique_lock lk(waiters_.lock());
   while (size_ == 0) {
     WaitSlot slot;  // post() hands over nothing: the slot is in the ring
-    waiters_.park(lk, slot, what, "weft: a race's completion queue destroyed while awaited");
+    waiters_.park(lk, slot, site, "weft: a race's completion queue destroyed while awaited");
     lk.lock();  // park() returned with the lock released
   }
   const std::size_t slot = ring_[head_];

@@ -80,7 +80,7 @@ Cause Scope::collect_failures() {
   return failures;
 }
 
-void Scope::join() {
+void Scope::join(std::source_location where) {
   for (std::size_t i = 0;; ++i) {
     detail::FiberRef c;
     {
@@ -88,7 +88,7 @@ void Scope::join() {
       if (i >= children_.size()) break;
       c = children_[i];
     }
-    c->await_done();
+    c->await_done(where, "Scope::join");
   }
   Cause failures = collect_failures();
   // One: the original exception; several: CauseError (DESIGN 3.6, 3.7).

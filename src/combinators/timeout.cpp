@@ -24,25 +24,27 @@ void stop_task(FiberCore& task, FiberId me) noexcept {
 }
 
 // wait_for() is true if the task ended within d.
-bool wait_for(FiberCore& task, std::chrono::nanoseconds d) {
+bool wait_for(FiberCore& task, std::chrono::nanoseconds d, std::source_location where) {
   using Clock = std::chrono::steady_clock;
   if (d <= std::chrono::nanoseconds::zero()) return task.done();  // already expired
   const Clock::time_point now = clock_now();
   // A duration past the end of the clock is no deadline at all.
   if (d >= Clock::time_point::max() - now) {
-    task.await_done();
+    task.await_done(where, "timeout");
     return true;
   }
-  return task.await_done_until(now + std::chrono::duration_cast<Clock::duration>(d));
+  return task.await_done_until(now + std::chrono::duration_cast<Clock::duration>(d), where,
+                               "timeout");
 }
 
 }  // namespace
 
-TimeoutWait await_with_deadline(FiberCore& task, std::chrono::nanoseconds d) {
+TimeoutWait await_with_deadline(FiberCore& task, std::chrono::nanoseconds d,
+                                std::source_location where) {
   const FiberId me = current_id();
   bool finished = false;
   try {
-    finished = wait_for(task, d);
+    finished = wait_for(task, d, where);
   } catch (...) {
     // The caller was interrupted ("interrupted by my parent", not a timeout).
     stop_task(task, me);

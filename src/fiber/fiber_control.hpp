@@ -95,7 +95,8 @@ class FiberControl final : public WaitOwner {
   // await_done_masked_until() is await_done_masked() with a deadline; false if it passed first.
   bool await_done_masked_until(std::chrono::steady_clock::time_point deadline) noexcept;
   // wait_end() parks on the joiners until the end or `deadline`; true once done.
-  bool wait_end(std::chrono::steady_clock::time_point deadline, bool interruptible);
+  bool wait_end(std::chrono::steady_clock::time_point deadline, bool interruptible,
+                const WaitSite& site);
 
   // --- interruption ------------------------------------------------------------
   // request_interrupt() is FiberCore::request_interrupt().
@@ -166,7 +167,7 @@ class FiberControl final : public WaitOwner {
   }
   // park() suspends this fiber (`parking`, set by prepare_park()) until
   // unpark(); a deadline arms a timer on its worker that claims the wait.
-  void park(std::optional<std::chrono::steady_clock::time_point> deadline, const char* what,
+  void park(std::optional<std::chrono::steady_clock::time_point> deadline, const WaitSite& site,
             std::uint64_t epoch) noexcept override;
   // unpark() makes a parked fiber runnable; called by the claim winner.
   void unpark() noexcept override;
@@ -184,12 +185,31 @@ class FiberControl final : public WaitOwner {
   void children_snapshot(std::vector<FiberRef>& out, bool live_only);
   // uninterruptible_fork() is true when forked with ForkOptions::uninterruptible.
   bool uninterruptible_fork() const noexcept { return forked_uninterruptible_; }
-  // debug info for dumps
-  // (relaxed: dumps read it from other threads; only a diagnostic)
-  const char* blocked_on() const noexcept { return blocked_on_.load(std::memory_order_relaxed); }
-  void set_blocked_on(const char* what) noexcept {
-    blocked_on_.store(what, std::memory_order_relaxed);
+  // --- what dumps and traces show (docs/debugging.md) ---------------------------
+  // The owner writes these (relaxed); a dump reads a snapshot from another
+  // thread that may mix two waits: a diagnostic, never dereferenced.
+  // blocked_on() is the call it waits in ("Channel::receive"), or nullptr.
+  const char* blocked_on() const noexcept { return wait_what_.load(std::memory_order_relaxed); }
+  // blocked_object() is the primitive it waits on, or nullptr.
+  const void* blocked_object() const noexcept {
+    return wait_object_.load(std::memory_order_relaxed);
   }
+  // parked_at() is when the current wait began (coarse_now_ns()).
+  std::int64_t parked_at() const noexcept { return parked_at_.load(std::memory_order_relaxed); }
+  // finalizing() is true once the body ended and the fiber is ending: its
+  // callable's captures are destroyed and its children awaited.
+  bool finalizing() const noexcept { return finalizing_.load(std::memory_order_relaxed); }
+  // note_acquired()/note_released() track the Mutexes this fiber holds
+  // (owner-only writes), so that a dump names the holder of a Mutex its
+  // waiters wait on. Only the first kHeldSlots are tracked.
+  static constexpr int kHeldSlots = 2;
+  void note_acquired(const void* mutex) noexcept;
+  void note_released(const void* mutex) noexcept;
+  // held() is held-Mutex slot k (nullptr: empty).
+  const void* held(int k) const noexcept { return held_[k].load(std::memory_order_relaxed); }
+  // interrupters_snapshot() copies up to `max` interrupter ids to `out` and
+  // returns how many interrupts were requested.
+  std::size_t interrupters_snapshot(FiberId* out, std::size_t max) const;
   // root list hooks (Scheduler only)
   ListHook<FiberControl> root_hook;
   // locals() is this fiber's FiberLocal values (owner-only; src/locals/).
@@ -222,7 +242,12 @@ class FiberControl final : public WaitOwner {
   bool forked_uninterruptible_;
   bool interruptible_;  // owner-only mask status
   std::uint32_t guard_depth_ = 0;
-  std::atomic<const char*> blocked_on_{nullptr};
+  // The current wait and held Mutexes (see blocked_on()).
+  std::atomic<const char*> wait_what_{nullptr};
+  std::atomic<const void*> wait_object_{nullptr};
+  std::atomic<std::int64_t> parked_at_{0};
+  std::atomic<const void*> held_[kHeldSlots] = {};
+  std::atomic<bool> finalizing_{false};
 
   // interruption
   mutable SpinLock interrupt_lock_;
@@ -246,6 +271,14 @@ class FiberControl final : public WaitOwner {
   // FiberLocal values; released at the fiber's end, after its finalizers.
   LocalMap locals_;
 };
+
+// coarse_now_ns() is CLOCK_MONOTONIC_COARSE in nanoseconds: a few ns to
+// read, a few ms of resolution; how long a dumped fiber has waited.
+std::int64_t coarse_now_ns() noexcept;
+
+// note_mutex_held() records that the current fiber took (true) or released
+// (false) `mutex`; nothing on a plain thread.
+void note_mutex_held(const void* mutex, bool held) noexcept;
 
 // control() is f's private part.
 inline FiberControl& control(FiberCore& f) noexcept {

@@ -217,6 +217,7 @@ Cause FiberControl::run_and_catch() noexcept {
   }
   // The callable's captures are finalizers too; they run masked.
   interruptible_ = false;
+  finalizing_.store(true, std::memory_order_relaxed);
   core_.destroy_callable();
   return cause;
 }
@@ -269,22 +270,24 @@ void FiberControl::complete_unstarted() noexcept {
 // ---------------------------------------------------------------------------
 // Awaiting
 
-void FiberCore::await_done() {
+void FiberCore::await_done(std::source_location where, const char* what) {
   [[maybe_unused]] const bool ended =
-      await_done_until(std::chrono::steady_clock::time_point::max());
+      await_done_until(std::chrono::steady_clock::time_point::max(), where, what);
   WEFT_ASSERT(ended, "await of fiber {} woke before its end", id_);
 }
 
-bool FiberCore::await_done_until(std::chrono::steady_clock::time_point deadline) {
+bool FiberCore::await_done_until(std::chrono::steady_clock::time_point deadline,
+                                 std::source_location where, const char* what) {
   if (FiberCore* self = current_fiber()) {
     if (self == this)
       throw std::logic_error(
           fmt::format("weft: fiber {} awaits itself (it would wait forever)", id_));
     // A yield point even when the fiber already ended, as every primitive
     // (Deferred::await, Channel::receive...) and Go's and Effect's joins.
+    if (where.line() != 0) self->note_site(where);
     self->throw_if_interrupted();
   }
-  return control(*this).wait_end(deadline, /*interruptible=*/true);
+  return control(*this).wait_end(deadline, /*interruptible=*/true, {what, this, where});
 }
 
 void FiberControl::await_done_masked() noexcept {
@@ -296,19 +299,19 @@ void FiberControl::await_done_masked() noexcept {
 
 bool FiberControl::await_done_masked_until(
     std::chrono::steady_clock::time_point deadline) noexcept {
-  return wait_end(deadline, /*interruptible=*/false);
+  return wait_end(deadline, /*interruptible=*/false, {"await the end (masked)", &core_, {}});
 }
 
-bool FiberControl::wait_end(std::chrono::steady_clock::time_point deadline, bool interruptible) {
+bool FiberControl::wait_end(std::chrono::steady_clock::time_point deadline, bool interruptible,
+                            const WaitSite& site) {
   if (core_.done()) return true;
   std::unique_lock lk(joiners_.lock());
   if (core_.done()) return true;
   WaitSlot slot;
   // A fiber's control block outlives its joiners (each holds a reference),
   // so the queue is never destroyed under them.
-  const bool woken =
-      joiners_.park_until(lk, slot, interruptible ? "await" : "await (masked)",
-                          "weft: fiber destroyed while awaited", deadline, interruptible);
+  const bool woken = joiners_.park_until(lk, slot, site, "weft: fiber destroyed while awaited",
+                                         deadline, interruptible);
   return woken || core_.done();
 }
 
@@ -336,6 +339,12 @@ Cause FiberControl::interrupt_cause() const {
   Cause c;
   for (FiberId by : interruptors_) c = Cause::parallel(std::move(c), Cause::interrupt(by, self));
   return c;
+}
+
+std::size_t FiberControl::interrupters_snapshot(FiberId* out, std::size_t max) const {
+  std::lock_guard lk(interrupt_lock_);
+  std::copy_n(interruptors_.begin(), std::min(max, interruptors_.size()), out);
+  return interruptors_.size();
 }
 
 std::stop_token FiberControl::stop_token() {

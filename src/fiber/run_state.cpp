@@ -7,6 +7,8 @@
 #include "fiber/run_state.hpp"
 #include "scheduler/scheduler.hpp"
 
+#include <time.h>
+
 namespace weft::detail {
 
 // The worker-side transitions (begin_run, on_switched_out, retire) are
@@ -27,6 +29,12 @@ void FiberControl::cancel_park() noexcept {
   run_state_.store(RunState::running, std::memory_order_relaxed);
 }
 
+std::int64_t coarse_now_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
 namespace {
 
 // WaitTimer is a fiber's deadline: when it fires, it claims the wait as
@@ -45,11 +53,15 @@ void fire_wait_timer(TimerEntry* e) {
 }  // namespace
 
 void FiberControl::park(std::optional<std::chrono::steady_clock::time_point> deadline,
-                        const char* what, std::uint64_t epoch) noexcept {
+                        const WaitSite& site, std::uint64_t epoch) noexcept {
+  // What dumps show while parked (relaxed stores: a diagnostic).
+  if (site.where.line() != 0) core_.note_site(site.where);
+  wait_object_.store(site.object, std::memory_order_relaxed);
+  parked_at_.store(coarse_now_ns(), std::memory_order_relaxed);
+  wait_what_.store(site.what, std::memory_order_relaxed);
   if (!deadline) {  // the common case: no timer to build (kernel_yield_pingpong)
-    set_blocked_on(what);
     suspend(SwitchAction::park);
-    set_blocked_on(nullptr);
+    wait_what_.store(nullptr, std::memory_order_relaxed);
     return;
   }
   WaitTimer timer{TimerEntry{}, this, epoch};
@@ -58,12 +70,39 @@ void FiberControl::park(std::optional<std::chrono::steady_clock::time_point> dea
   timer.entry.user = &timer;
   TimerHeap& heap = worker_->timers();
   heap.insert(&timer.entry);
-  set_blocked_on(what);
   suspend(SwitchAction::park);
-  set_blocked_on(nullptr);
+  wait_what_.store(nullptr, std::memory_order_relaxed);
   // The heap of the worker that armed it (the fiber may have migrated);
   // cancel() waits for a fire in progress.
   heap.cancel(&timer.entry);
+}
+
+void FiberControl::note_acquired(const void* mutex) noexcept {
+  for (auto& slot : held_) {
+    if (slot.load(std::memory_order_relaxed) == nullptr) {
+      slot.store(mutex, std::memory_order_relaxed);
+      return;
+    }
+  }
+}
+
+void FiberControl::note_released(const void* mutex) noexcept {
+  for (auto& slot : held_) {
+    if (slot.load(std::memory_order_relaxed) == mutex) {
+      slot.store(nullptr, std::memory_order_relaxed);
+      return;
+    }
+  }
+}
+
+void note_mutex_held(const void* mutex, bool held) noexcept {
+  if (FiberCore* f = current_fiber()) {
+    if (held) {
+      control(*f).note_acquired(mutex);
+    } else {
+      control(*f).note_released(mutex);
+    }
+  }
 }
 
 // --- waker side ----------------------------------------------------------------

@@ -17,32 +17,34 @@ namespace this_fiber {
 
 FiberId id() noexcept { return detail::current_id(); }
 
-void yield() {
+void yield(std::source_location where) {
   detail::FiberCore* f = detail::current_fiber();
   if (f == nullptr) {
     std::this_thread::yield();
     return;
   }
+  f->note_site(where);
   f->throw_if_interrupted();
   detail::control(*f).yield();
   f->throw_if_interrupted();
 }
 
-void sleep_until(std::chrono::steady_clock::time_point t) {
-  detail::throw_if_interrupted();
+void sleep_until(std::chrono::steady_clock::time_point t, std::source_location where) {
+  detail::enter_yield_point(where);
   // A wait nobody completes: only its deadline (or an interrupt) ends it.
   detail::SyncQueue never_woken;
   std::unique_lock lk(never_woken.lock());
   detail::WaitSlot slot;
-  [[maybe_unused]] const bool woken =
-      never_woken.park_until(lk, slot, "sleep", "weft: sleep's queue destroyed", t);
+  [[maybe_unused]] const bool woken = never_woken.park_until(lk, slot, {"sleep", nullptr, where},
+                                                             "weft: sleep's queue destroyed", t);
 }
 
 std::chrono::steady_clock::time_point now() noexcept { return detail::clock_now(); }
 
-void sleep_for(std::chrono::nanoseconds d) {
-  sleep_until(detail::clock_now() +
-              std::chrono::duration_cast<std::chrono::steady_clock::duration>(d));
+void sleep_for(std::chrono::nanoseconds d, std::source_location where) {
+  sleep_until(
+      detail::clock_now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(d),
+      where);
 }
 
 bool interruptible() noexcept {

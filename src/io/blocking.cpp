@@ -21,21 +21,23 @@ constexpr const char* kNeverDestroyed =
 
 // wait_done() parks until the pool thread marks `job` done. Throws
 // Interrupted (interruptible only) when an interrupt ends the wait first.
-void wait_done(BlockingJob& job, bool interruptible) {
+void wait_done(BlockingJob& job, bool interruptible, std::source_location where) {
   std::unique_lock lk(job.waiters.lock());
   if (job.state.load(std::memory_order_relaxed) == BlockingJobState::done) return;
   WaitSlot slot;
-  (void)job.waiters.park_until(lk, slot, kWhat, kNeverDestroyed, Deadline::max(), interruptible);
+  (void)job.waiters.park_until(lk, slot, {kWhat, &job, where}, kNeverDestroyed, Deadline::max(),
+                               interruptible);
 }
 
 }  // namespace
 
-void run_blocking(BlockingTask& task) {
+void run_blocking(BlockingTask& task, std::source_location where) {
   FiberCore* self = current_fiber();
   if (self == nullptr) {
     task.run(std::stop_token());  // a plain thread: blocking it is the contract
     return;
   }
+  self->note_site(where);
   self->throw_if_interrupted();  // a yield point: a pending interrupt means f never runs
   // A masked caller (or one in a finalizer) is never interrupted here, so
   // its f gets a token that never fires (and no stop state is allocated).
@@ -43,7 +45,7 @@ void run_blocking(BlockingTask& task) {
   BlockingPool& pool = scheduler_of(*self).blocking_pool();
   pool.submit(job);
   try {
-    wait_done(job, /*interruptible=*/true);
+    wait_done(job, /*interruptible=*/true, where);
   } catch (const Interrupted&) {
     // The interrupter won the wait word. A job still queued never runs;
     // else f runs (or has just returned): stop it and wait for it, masked
@@ -51,7 +53,7 @@ void run_blocking(BlockingTask& task) {
     // produced is discarded with the task.
     if (!pool.cancel(job)) {
       job.stop.request_stop();
-      wait_done(job, /*interruptible=*/false);
+      wait_done(job, /*interruptible=*/false, where);
     }
     throw;
   }

@@ -3,6 +3,7 @@
 #include "io/ops.hpp"
 
 #include <weft/io.hpp>
+#include <weft/this_fiber.hpp>
 
 #include <fmt/format.h>
 
@@ -46,7 +47,9 @@ using detail::socket_fd;
 
 TcpStream TcpStream::adopt(Fd fd) noexcept { return TcpStream(std::move(fd)); }
 
-TcpStream TcpStream::connect(std::string_view host, std::uint16_t port) {
+TcpStream TcpStream::connect(std::string_view host, std::uint16_t port,
+                             std::source_location where) {
+  weft::detail::note_site(where);
   constexpr const char* kWhat = "weft::io::TcpStream::connect";
   detail::throw_if_interrupted();
   const Endpoint ep{std::string(host), port};
@@ -59,17 +62,18 @@ TcpStream TcpStream::connect(std::string_view host, std::uint16_t port) {
   detail::throw_io_error(err, fmt::format("{} {}", kWhat, ep));
 }
 
-std::size_t TcpStream::read_some(std::span<std::byte> buf) {
+std::size_t TcpStream::read_some(std::span<std::byte> buf, std::source_location where) {
+  weft::detail::note_site(where);
   constexpr const char* kWhat = "weft::io::TcpStream::read_some";
   const int fd = socket_fd(fd_, kWhat);
   return detail::transfer(fd, FdAccess::generation(fd_), IoDirection::read, buf.empty(), kWhat,
                           [&] { return ::recv(fd, buf.data(), buf.size(), 0); });
 }
 
-void TcpStream::read_exact(std::span<std::byte> buf) {
+void TcpStream::read_exact(std::span<std::byte> buf, std::source_location where) {
   std::size_t done = 0;
   while (done < buf.size()) {
-    const std::size_t n = read_some(buf.subspan(done));
+    const std::size_t n = read_some(buf.subspan(done), where);
     if (n == 0)
       throw EndOfStream(
           fmt::format("weft::io::TcpStream::read_exact fd {}: end of stream after {} of {} bytes",
@@ -78,7 +82,8 @@ void TcpStream::read_exact(std::span<std::byte> buf) {
   }
 }
 
-std::size_t TcpStream::write_some(std::span<const std::byte> buf) {
+std::size_t TcpStream::write_some(std::span<const std::byte> buf, std::source_location where) {
+  weft::detail::note_site(where);
   constexpr const char* kWhat = "weft::io::TcpStream::write_some";
   const int fd = socket_fd(fd_, kWhat);
   // MSG_NOSIGNAL: a peer that went away is EPIPE, not a SIGPIPE.
@@ -86,10 +91,10 @@ std::size_t TcpStream::write_some(std::span<const std::byte> buf) {
                           [&] { return ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL); });
 }
 
-void TcpStream::write_all(std::span<const std::byte> buf) {
+void TcpStream::write_all(std::span<const std::byte> buf, std::source_location where) {
   std::size_t done = 0;
   do {
-    done += write_some(buf.subspan(done));
+    done += write_some(buf.subspan(done), where);
   } while (done < buf.size());
 }
 
@@ -135,7 +140,8 @@ TcpListener TcpListener::bind(std::string_view host, std::uint16_t port, int bac
   detail::throw_io_error(err, fmt::format("{} {}", kWhat, ep));
 }
 
-TcpStream TcpListener::accept() {
+TcpStream TcpListener::accept(std::source_location where) {
+  weft::detail::note_site(where);
   constexpr const char* kWhat = "weft::io::TcpListener::accept";
   const int fd = socket_fd(fd_, kWhat);
   for (;;) {

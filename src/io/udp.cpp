@@ -3,6 +3,7 @@
 #include "io/ops.hpp"
 
 #include <weft/io.hpp>
+#include <weft/this_fiber.hpp>
 
 #include <fmt/format.h>
 
@@ -30,7 +31,9 @@ UdpSocket UdpSocket::bind(std::string_view host, std::uint16_t port) {
   detail::throw_io_error(err, fmt::format("{} {}", kWhat, ep));
 }
 
-std::size_t UdpSocket::send_to(std::span<const std::byte> buf, const Endpoint& to) {
+std::size_t UdpSocket::send_to(std::span<const std::byte> buf, const Endpoint& to,
+                               std::source_location where) {
+  weft::detail::note_site(where);
   constexpr const char* kWhat = "weft::io::UdpSocket::send_to";
   const int fd = detail::socket_fd(fd_, kWhat);
   const detail::SocketAddress a = detail::numeric_address(to, kWhat);
@@ -41,7 +44,9 @@ std::size_t UdpSocket::send_to(std::span<const std::byte> buf, const Endpoint& t
   return static_cast<std::size_t>(n);
 }
 
-std::pair<std::size_t, Endpoint> UdpSocket::receive_from(std::span<std::byte> buf) {
+std::pair<std::size_t, Endpoint> UdpSocket::receive_from(std::span<std::byte> buf,
+                                                         std::source_location where) {
+  weft::detail::note_site(where);
   constexpr const char* kWhat = "weft::io::UdpSocket::receive_from";
   const int fd = detail::socket_fd(fd_, kWhat);
   sockaddr_storage from{};

@@ -5,6 +5,7 @@
 #include "scheduler/scheduler.hpp"
 
 #include <weft/io.hpp>
+#include <weft/this_fiber.hpp>
 
 #include <fmt/format.h>
 
@@ -78,7 +79,8 @@ bool await_ready(IoRecord& rec, int fd, std::uint32_t gen, IoDirection d, std::u
     Reactor& r;
     ~Count() { r.remove_waiter(); }
   } count{reactor};
-  if (!queue.park_until(lk, slot, what, "weft::io: an fd record was destroyed", deadline))
+  const WaitSite site{what, &rec, self->site()};
+  if (!queue.park_until(lk, slot, site, "weft::io: an fd record was destroyed", deadline))
     return false;
   if (slot.closed) throw_closed(fd, what);
   return true;
@@ -104,30 +106,36 @@ namespace weft::io {
 
 using detail::IoDirection;
 
-void wait_readable(int fd) {
+void wait_readable(int fd, std::source_location where) {
+  weft::detail::note_site(where);
   (void)detail::wait_ready(fd, detail::kAnyGeneration, IoDirection::read, Deadline::max(),
                            "weft::io::wait_readable");
 }
-void wait_writable(int fd) {
+void wait_writable(int fd, std::source_location where) {
+  weft::detail::note_site(where);
   (void)detail::wait_ready(fd, detail::kAnyGeneration, IoDirection::write, Deadline::max(),
                            "weft::io::wait_writable");
 }
-bool wait_readable_until(int fd, Deadline deadline) {
+bool wait_readable_until(int fd, Deadline deadline, std::source_location where) {
+  weft::detail::note_site(where);
   return detail::wait_ready(fd, detail::kAnyGeneration, IoDirection::read, deadline,
                             "weft::io::wait_readable_until");
 }
-bool wait_writable_until(int fd, Deadline deadline) {
+bool wait_writable_until(int fd, Deadline deadline, std::source_location where) {
+  weft::detail::note_site(where);
   return detail::wait_ready(fd, detail::kAnyGeneration, IoDirection::write, deadline,
                             "weft::io::wait_writable_until");
 }
 
-std::size_t read_some(int fd, std::span<std::byte> buf) {
+std::size_t read_some(int fd, std::span<std::byte> buf, std::source_location where) {
+  weft::detail::note_site(where);
   return detail::transfer(fd, detail::kAnyGeneration, IoDirection::read, buf.empty(),
                           "weft::io::read_some",
                           [&] { return ::read(fd, buf.data(), buf.size()); });
 }
 
-std::size_t write_some(int fd, std::span<const std::byte> buf) {
+std::size_t write_some(int fd, std::span<const std::byte> buf, std::source_location where) {
+  weft::detail::note_site(where);
   // A socket is written with send(MSG_NOSIGNAL): a peer that went away is
   // EPIPE, not a process-killing SIGPIPE. Anything else (a pipe) with write(2).
   bool socket = true;

@@ -51,10 +51,10 @@ ConditionVariable::~ConditionVariable() {
   }
 }
 
-void ConditionVariable::arrive(Arrival& a) {
+void ConditionVariable::arrive(Arrival& a, std::source_location where) {
   // Not this_fiber::check_interrupt(): it may yield for a preemption request,
   // and the caller may hold a std::mutex (see the header).
-  detail::throw_if_interrupted();
+  detail::enter_yield_point(where);
   std::lock_guard lk(queue_.lock());
   arriving_.push_back(a);
   // relaxed: the caller's unlock() (release), which follows, orders this
@@ -76,7 +76,7 @@ void ConditionVariable::abandon(Arrival& a) noexcept {
   if (passed_on != nullptr) detail::SyncQueue::resume(passed_on);
 }
 
-bool ConditionVariable::settle(Arrival& a, Deadline deadline) {
+bool ConditionVariable::settle(Arrival& a, Deadline deadline, std::source_location where) {
   std::unique_lock lk(queue_.lock());
   arriving_.remove(a);
   if (a.notified || a.destroyed) {
@@ -90,8 +90,8 @@ bool ConditionVariable::settle(Arrival& a, Deadline deadline) {
   detail::WaitSlot slot;
   bool woken = false;
   try {
-    woken = queue_.park_until(lk, slot, "ConditionVariable::wait", kConditionVariableDestroyed,
-                              deadline);
+    woken = queue_.park_until(lk, slot, {"ConditionVariable::wait", this, where},
+                              kConditionVariableDestroyed, deadline);
   } catch (const Interrupted&) {
     // The interrupter claimed our wait first: no notification was spent on
     // us (a notifier that met us skipped to the next waiter). release: our

@@ -19,13 +19,14 @@ void check_deferred_failure(const std::exception_ptr& error, const char* what) {
     throw std::invalid_argument(std::string("weft::Deferred::") + what + ": null exception_ptr");
 }
 
-bool DeferredBase::wait_done_until(Deadline deadline) {
-  detail::throw_if_interrupted();  // a yield point even when already complete
+bool DeferredBase::wait_done_until(Deadline deadline, std::source_location where) {
+  detail::enter_yield_point(where);  // a yield point even when already complete
   if (done()) return true;
   std::unique_lock lk(queue_.lock());
   if (done_.load(std::memory_order_relaxed)) return true;  // the lock orders it
   WaitSlot slot;
-  return queue_.park_until(lk, slot, "Deferred::await", kDeferredDestroyed, deadline);
+  return queue_.park_until(lk, slot, {"Deferred::await", this, where}, kDeferredDestroyed,
+                           deadline);
 }
 
 }  // namespace weft::detail

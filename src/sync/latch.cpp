@@ -37,21 +37,21 @@ void Latch::arrive(std::ptrdiff_t n, const char* what) {
   if (count - n == 0) queue_.wake_all(lk, [](detail::Waiter*) {});
 }
 
-void Latch::wait() { (void)wait_until(Deadline::max()); }
+void Latch::wait(std::source_location where) { (void)wait_until(Deadline::max(), where); }
 
-bool Latch::wait_until(Deadline deadline) {
-  detail::throw_if_interrupted();
+bool Latch::wait_until(Deadline deadline, std::source_location where) {
+  detail::enter_yield_point(where);
   if (try_wait()) return true;
   std::unique_lock lk(queue_.lock());
   if (count_.load(std::memory_order_relaxed) == 0) return true;  // the lock orders it
   detail::WaitSlot slot;
-  return queue_.park_until(lk, slot, "Latch::wait", kLatchDestroyed, deadline);
+  return queue_.park_until(lk, slot, {"Latch::wait", this, where}, kLatchDestroyed, deadline);
 }
 
-void Latch::arrive_and_wait(std::ptrdiff_t n) {
-  detail::throw_if_interrupted();  // an interrupted caller does not arrive
+void Latch::arrive_and_wait(std::ptrdiff_t n, std::source_location where) {
+  detail::enter_yield_point(where);  // an interrupted caller does not arrive
   arrive(n, "arrive_and_wait");
-  wait();
+  wait(where);
 }
 
 }  // namespace weft

@@ -4,6 +4,8 @@
 #include <weft/mutex.hpp>
 #include <weft/this_fiber.hpp>
 
+#include "fiber/fiber_control.hpp"
+
 #include <fmt/format.h>
 
 #include <stdexcept>
@@ -14,15 +16,17 @@ namespace {
 constexpr const char* kMutexDestroyed = "weft::Mutex destroyed while fibers wait to lock it";
 }  // namespace
 
-void Mutex::lock() { (void)try_lock_until(Deadline::max()); }
+void Mutex::lock(std::source_location where) { (void)try_lock_until(Deadline::max(), where); }
 
-bool Mutex::try_lock_until(Deadline deadline) {
-  detail::throw_if_interrupted();
+bool Mutex::try_lock_until(Deadline deadline, std::source_location where) {
+  detail::enter_yield_point(where);
   const FiberId me = detail::current_id();
   std::unique_lock lk(queue_.lock());
   if (!locked_) {
     locked_ = true;
     owner_ = me;
+    lk.unlock();
+    detail::note_mutex_held(this, true);
     return true;
   }
   if (owner_ == me) {
@@ -33,7 +37,10 @@ bool Mutex::try_lock_until(Deadline deadline) {
   LockSlot slot;
   slot.who = me;
   // True (woken): the unlocker made us the owner before resuming us.
-  return queue_.park_until(lk, slot, "Mutex::lock", kMutexDestroyed, deadline);
+  if (!queue_.park_until(lk, slot, {"Mutex::lock", this, where}, kMutexDestroyed, deadline))
+    return false;
+  detail::note_mutex_held(this, true);
+  return true;
 }
 
 bool Mutex::try_lock() {
@@ -41,6 +48,7 @@ bool Mutex::try_lock() {
   if (locked_) return false;  // stays locked while anyone waits (hand-off)
   locked_ = true;
   owner_ = detail::current_id();
+  detail::note_mutex_held(this, true);
   return true;
 }
 
@@ -49,6 +57,7 @@ void Mutex::unlock() {
   WEFT_CHECK(locked_, "weft::Mutex: unlock() of an unlocked mutex by {}", detail::current_id());
   WEFT_CHECK(owner_ == detail::current_id(), "weft::Mutex: unlock() by {}, but {} owns it",
              detail::current_id(), owner_);
+  detail::note_mutex_held(this, false);
   if (detail::Waiter* w = queue_.claim()) {
     owner_ = detail::SyncQueue::slot_of<LockSlot>(w).who;  // hand-off: stays locked
     lk.unlock();

@@ -14,10 +14,12 @@ namespace {
 constexpr const char* kSemaphoreDestroyed = "weft::Semaphore destroyed while fibers wait on it";
 }  // namespace
 
-void Semaphore::acquire() { (void)try_acquire_until(Deadline::max()); }
+void Semaphore::acquire(std::source_location where) {
+  (void)try_acquire_until(Deadline::max(), where);
+}
 
-bool Semaphore::try_acquire_until(Deadline deadline) {
-  detail::throw_if_interrupted();
+bool Semaphore::try_acquire_until(Deadline deadline, std::source_location where) {
+  detail::enter_yield_point(where);
   std::unique_lock lk(queue_.lock());
   if (permits_ > 0) {
     --permits_;
@@ -25,7 +27,8 @@ bool Semaphore::try_acquire_until(Deadline deadline) {
   }
   detail::WaitSlot slot;
   // True (woken): the releaser handed its permit to us.
-  return queue_.park_until(lk, slot, "Semaphore::acquire", kSemaphoreDestroyed, deadline);
+  return queue_.park_until(lk, slot, {"Semaphore::acquire", this, where}, kSemaphoreDestroyed,
+                           deadline);
 }
 
 bool Semaphore::try_acquire() {

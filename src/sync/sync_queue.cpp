@@ -40,11 +40,11 @@ SyncQueue::~SyncQueue() {
 }
 
 // Not analysed: clang 14 cannot follow `lk`, a guard passed in.
-bool SyncQueue::park_until(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const char* what,
+bool SyncQueue::park_until(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const WaitSite& site,
                            const char* destroyed_message, Deadline deadline,
                            bool interruptible) WEFT_NO_THREAD_SAFETY_ANALYSIS {
   WaitOptions o;
-  o.what = what;
+  o.site = site;
   o.interruptible = interruptible;
   if (deadline != Deadline::max()) {
     // Already passed: give up without parking (the caller's fast path under
@@ -68,7 +68,7 @@ bool SyncQueue::park_until(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const
     return true;
   }
   WEFT_ASSERT(st == WaitStatus::interrupted || (st == WaitStatus::timed_out && o.deadline),
-              "wait on {} ended with status {}", what, static_cast<int>(st));
+              "wait on {} ended with status {}", site.what, static_cast<int>(st));
   // release: our unlink (inside wait()) happens-before the destructor's
   // acquire load that sees the count drop. This is our last touch of *this.
   in_flight_.fetch_sub(1, std::memory_order_release);

@@ -58,7 +58,7 @@ class ThreadWaiter final : public WaitOwner {
  public:
   bool interruptible_now() const noexcept override { return false; }
   bool interrupt_pending_after_begin() const noexcept override { return false; }
-  void park(std::optional<std::chrono::steady_clock::time_point> deadline, const char*,
+  void park(std::optional<std::chrono::steady_clock::time_point> deadline, const WaitSite&,
             std::uint64_t epoch) noexcept override {
     using Clock = std::chrono::steady_clock;
     while (resumed_.load(std::memory_order_acquire) == 0) {
@@ -127,7 +127,7 @@ WaitStatus WaitQueue::wait(WaitOwner& owner, std::unique_lock<SpinLock>& lk, Wai
     return WaitStatus::interrupted;
   }
   lk.unlock();  // release: publishes the link to wakers
-  owner.park(opts.deadline, opts.what != nullptr ? opts.what : "wait", w.epoch);
+  owner.park(opts.deadline, opts.site, w.epoch);
   if (!interruptible) owner.note_masked_wait_end();
   const WaitStatus st = owner.status();
   if (st != WaitStatus::woken) {

@@ -25,7 +25,7 @@ class CompletionQueue {
   void post(std::size_t slot) noexcept;
   // pop() is the next posted slot, waiting for one: an interruptible yield
   // point (throws Interrupted) unless the caller is masked.
-  std::size_t pop(const char* what);
+  std::size_t pop(const WaitSite& site);
 
  private:
   SyncQueue waiters_;  // its lock guards the ring

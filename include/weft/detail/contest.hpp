@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <functional>
 #include <limits>
+#include <source_location>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -54,7 +55,8 @@ class Contest {
   static constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
 
   // Contest(slots, what) prepares `slots` slots; `what` names the wait in dumps.
-  Contest(std::size_t slots, const char* what);
+  // `where` is the combinator's call site (none for the variadic forms).
+  Contest(std::size_t slots, const char* what, std::source_location where = {});
   // ~Contest() is stop().
   ~Contest();
   Contest(const Contest&) = delete;
@@ -93,7 +95,7 @@ class Contest {
   // next_ended() pops a posted slot and awaits that fiber's end.
   std::size_t next_ended();
 
-  const char* what_;
+  WaitSite site_;
   CompletionQueue queue_;
   FiberGroup fibers_;  // slot i holds contestant i; run_bounded empties a slot between items
 };

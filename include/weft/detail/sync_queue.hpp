@@ -63,13 +63,13 @@ class SyncQueue {
   // checked for a pending interrupt on entry (the yield point's entry check).
   // `interruptible` false: an interrupt stays pending for a later yield
   // point (the masked awaits of a fiber's end).
-  bool park_until(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const char* what,
+  bool park_until(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const WaitSite& site,
                   const char* destroyed_message, Deadline deadline, bool interruptible = true)
       WEFT_RELEASE(queue_.lock());
   // park() is park_until() without a deadline: returns once claimed.
-  void park(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const char* what,
+  void park(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const WaitSite& site,
             const char* destroyed_message) WEFT_RELEASE(queue_.lock()) {
-    (void)park_until(lk, slot, what, destroyed_message, Deadline::max());
+    (void)park_until(lk, slot, site, destroyed_message, Deadline::max());
   }
 
   // claim() pops the oldest waiter still waiting and claims it (lock held);

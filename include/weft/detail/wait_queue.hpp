@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <source_location>
 
 namespace weft::detail {
 
@@ -36,6 +37,15 @@ enum class WaitStatus : std::uint8_t {
   woken = 2,        // a waker completed the wait (payload, if any, was delivered)
   interrupted = 3,  // an interrupt ended it; the queue was left untouched
   timed_out = 4,    // the deadline passed first
+};
+
+// WaitSite says what a wait is for and where the user made it. The wait
+// module hands it to the owner's park(), which records it for
+// Runtime::dump() and the trace (docs/debugging.md).
+struct WaitSite {
+  const char* what = "wait";     // the call, e.g. "Channel::receive" (a string literal)
+  const void* object = nullptr;  // the primitive waited on, or nullptr
+  std::source_location where{};  // the user's call site (a defaulted argument of the API)
 };
 
 // WaitOwner is what waits: a fiber or a plain thread (the "parker"). Its
@@ -58,6 +68,13 @@ class WaitOwner {
   WaitStatus status() const noexcept {
     return static_cast<WaitStatus>(wait_word_.load(std::memory_order_acquire) & kStatusMask);
   }
+  // waiting_masked() is true while the owner waits and an interrupt cannot
+  // end the wait (a snapshot, for dumps).
+  bool waiting_masked() const noexcept {
+    const std::uint64_t word = wait_word_.load(std::memory_order_relaxed);
+    return (word & kStatusMask) == static_cast<std::uint64_t>(WaitStatus::waiting) &&
+           (word & kInterruptibleBit) == 0;
+  }
 
   // --- the parker interface (implemented by FiberCore and the thread parker)
   // interruptible_now() is true when this owner may be interrupted here.
@@ -67,10 +84,10 @@ class WaitOwner {
   // try_claim_interrupted().
   virtual bool interrupt_pending_after_begin() const noexcept = 0;
   // park() suspends the owner until unpark(); a deadline claims the wait as
-  // timed_out when it passes. `what` names the wait in dumps. Called with
-  // the queue lock released.
-  virtual void park(std::optional<std::chrono::steady_clock::time_point> deadline, const char* what,
-                    std::uint64_t epoch) noexcept = 0;
+  // timed_out when it passes. `site` names the wait in dumps and traces.
+  // Called with the queue lock released.
+  virtual void park(std::optional<std::chrono::steady_clock::time_point> deadline,
+                    const WaitSite& site, std::uint64_t epoch) noexcept = 0;
   // unpark() makes the owner continue; called once per wait, by the claim winner.
   virtual void unpark() noexcept = 0;
   // take_interrupt_cause() marks the owner interrupting and returns the
@@ -120,8 +137,8 @@ struct Waiter {
 // WaitOptions tunes one wait.
 struct WaitOptions {
   std::optional<std::chrono::steady_clock::time_point> deadline;  // none: wait forever
-  bool interruptible = true;   // false: an interrupt stays pending until a later yield point
-  const char* what = nullptr;  // shown by Runtime::dump() while parked ("Channel::receive")
+  bool interruptible = true;  // false: an interrupt stays pending until a later yield point
+  WaitSite site;              // shown by Runtime::dump() and the trace while parked
 };
 
 // WaitQueue is an intrusive FIFO of waiters guarded by lock().
