@@ -481,7 +481,7 @@ TEST_P(BlockingTest, test_blocking_dump_names_the_wait) {
     caller.join();
   });
   EXPECT_TRUE(e.ok());
-  EXPECT_NE(dump.find("blocked on weft::blocking"), std::string::npos) << dump;
+  EXPECT_NE(dump.find("parked in weft::blocking"), std::string::npos) << dump;
 }
 
 TEST_P(BlockingTest, test_blocking_runtime_shutdown_stops_a_running_call) {

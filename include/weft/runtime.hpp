@@ -13,8 +13,13 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <source_location>
 #include <string>
 #include <type_traits>
+
+namespace weft::detail {
+class DumpSignal;
+}  // namespace weft::detail
 
 namespace weft {
 
@@ -89,6 +94,7 @@ class Runtime {
   int run_main(detail::FiberCore& main, std::initializer_list<int> signals);
   RuntimeOptions options_;
   std::unique_ptr<detail::Scheduler> scheduler_;
+  std::unique_ptr<detail::DumpSignal> dump_signal_;  // RuntimeOptions::dump_signal
 };
 
 }  // namespace weft

@@ -1,5 +1,6 @@
 #include <weft/runtime.hpp>
 
+#include "runtime/dump_signal.hpp"
 #include "scheduler/scheduler.hpp"
 
 #include <fmt/format.h>
@@ -39,6 +40,7 @@ Runtime::Runtime(RuntimeOptions options) {
         "weft: RuntimeOptions::blocking_idle = {} ms is negative", options.blocking_idle.count()));
   scheduler_ = std::make_unique<detail::Scheduler>(options);
   options_ = scheduler_->options();
+  dump_signal_ = std::make_unique<detail::DumpSignal>(*scheduler_, options_.dump_signal);
 }
 
 Runtime::~Runtime() {
@@ -49,7 +51,8 @@ Runtime::~Runtime() {
                  fmt::format("{}", detail::current_id()).c_str());
     std::abort();
   }
-  scheduler_->shutdown(options_.shutdown_grace);
+  scheduler_->shutdown(options_.shutdown_grace);  // a dump signal still dumps a hung shutdown
+  dump_signal_.reset();
   scheduler_.reset();
 }
 
