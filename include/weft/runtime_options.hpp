@@ -1,12 +1,28 @@
 // RuntimeOptions: the knobs of a Runtime (DESIGN.md §1 "Runtime").
 #pragma once
 
+#include <weft/fiber_id.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <source_location>
 #include <string>
 
 namespace weft {
+
+// StallReport names a fiber that has run without reaching a yield point for
+// longer than RuntimeOptions::stall_threshold (the usual cause of "my
+// interrupt does nothing": a blocking syscall or a loop without
+// this_fiber::check_interrupt()).
+struct StallReport {
+  FiberId fiber;
+  std::string name;                       // the fiber's name ("" when none)
+  unsigned worker = 0;                    // the worker it runs on
+  std::chrono::milliseconds running{};    // how long it has run so far
+  std::source_location last_yield_point;  // line 0 when it never reached one
+};
 
 // RuntimeOptions configures a Runtime.
 struct RuntimeOptions {
@@ -46,6 +62,18 @@ struct RuntimeOptions {
   // blocking_idle: how long a blocking-call thread waits for a new call
   // before it ends (Tokio's thread_keep_alive, 10 s by default); >= 0.
   std::chrono::milliseconds blocking_idle{10000};
+  // dump_signal: a signal (e.g. SIGUSR1) that writes Runtime::dump() to
+  // stderr; 0: none. The handler only writes a byte to a pipe; a thread
+  // formats the dump (docs/debugging.md).
+  int dump_signal = 0;
+  // stall_threshold: the monitor reports a fiber that has run this long
+  // without reaching a yield point (needs monitor_interval > 0). Negative:
+  // the default, 100 ms when weft is built with assertions (debug builds),
+  // off otherwise; zero: off. Costs nothing per switch.
+  std::chrono::milliseconds stall_threshold{-1};
+  // on_stall receives each report, on the monitor thread, once per stall;
+  // empty: the report is written to stderr.
+  std::function<void(const StallReport&)> on_stall;
 };
 
 }  // namespace weft

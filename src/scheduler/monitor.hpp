@@ -29,6 +29,7 @@
 namespace weft::detail {
 
 class Scheduler;
+class Worker;
 
 class Monitor {
  public:
@@ -51,6 +52,9 @@ class Monitor {
 
  private:
   void run();
+  // report_stall() reports the fiber running on `w` since run_seq `seq`;
+  // false when it already switched out.
+  bool report_stall(Worker& w, std::uint64_t seq, std::chrono::steady_clock::duration ran);
   void wake() noexcept;
   bool park_while_all_asleep();
 

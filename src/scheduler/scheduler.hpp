@@ -68,6 +68,25 @@ class Worker {
   // check_interrupt() (monitor thread, or the deterministic driver). The flag
   // is the worker's, so the monitor never touches a fiber that may be ending.
   void preempt_running() noexcept { preempt_.store(true, std::memory_order_relaxed); }
+  // inspect_running() calls read(f) with the fiber that has been running
+  // here since run_seq() was `seq` (monitor thread), and returns true; false,
+  // without calling it, when that fiber already switched out. The fiber
+  // cannot be freed meanwhile: the monitor publishes it as inspected_, then
+  // re-reads run_seq_; finish() reads inspected_ after the switch-out that
+  // changed run_seq_, and waits while it names the fiber (seq_cst fences on
+  // both sides: a Dekker pair, so one of them sees the other).
+  template <class Read>
+  bool inspect_running(std::uint64_t seq, Read&& read) {
+    // acquire: pairs with the release switch-in that stored running_ first.
+    if (run_seq_.load(std::memory_order_acquire) != seq) return false;
+    FiberControl* f = running_.load(std::memory_order_relaxed);
+    inspected_.store(f, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    const bool same = run_seq_.load(std::memory_order_relaxed) == seq && f != nullptr;
+    if (same) read(*f);
+    inspected_.store(nullptr, std::memory_order_release);
+    return same;
+  }
   // timers() is this worker's timer heap (owner inserts and fires).
   TimerHeap& timers() noexcept { return timers_; }
   // sched_context() is the worker thread's own execution context.
@@ -141,6 +160,11 @@ class Worker {
   ExecutionContext sched_ctx_{};
   // The switch count (owner writes, relaxed; the monitor and thieves read).
   alignas(64) std::atomic<std::uint64_t> run_seq_{0};
+  // The fiber running here (owner writes at each switch-in, relaxed).
+  std::atomic<FiberControl*> running_{nullptr};
+  // The fiber the monitor is reading (a hazard pointer: finish() does not
+  // release a fiber while the monitor reads it; see inspect_running()).
+  alignas(64) std::atomic<FiberControl*> inspected_{nullptr};
   // Set by the monitor, read and cleared by the running fiber's
   // check_interrupt() (FiberControl::begin_run hands it the address).
   alignas(64) std::atomic<bool> preempt_{false};

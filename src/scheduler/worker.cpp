@@ -344,7 +344,9 @@ void Worker::run_fiber(FiberControl* f) {
   FiberContext& fc = f->context();
   tls_current_fiber = &f->core();
   set_running_fiber(&fc.info);
-  run_seq_.store(run_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  running_.store(f, std::memory_order_relaxed);
+  // release: the monitor that reads this count (acquire) sees running_.
+  run_seq_.store(run_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   context_switch(sched_ctx_, fc.ctx);
   run_seq_.store(run_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   set_running_fiber(nullptr);
@@ -376,6 +378,10 @@ void Worker::after_switch(FiberControl* f) {
 }
 
 void Worker::finish(FiberControl* f) {
+  // The other half of inspect_running()'s Dekker pair: after the switch-out
+  // that changed run_seq_, wait while the monitor reads this fiber.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  while (inspected_.load(std::memory_order_acquire) == f) cpu_relax();
   f->retire();
   add_live(-1);
   f->core().release();  // the runtime's reference
