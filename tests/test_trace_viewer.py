@@ -173,12 +173,22 @@ class TraceViewerTest(unittest.TestCase):
         svg = svg_of(self.render_sample("--from", "40", "--to", "60"))
         runs = find_all(svg, "rect", "run")
         expected = [e for e in self.slices()
-                    if e["ts"] <= 60 and e["ts"] + e["dur"] >= 40]
+                    if e["ts"] < 60 and e["ts"] + e["dur"] > 40]
         self.assertEqual(len(runs), len(expected))
         self.assertEqual(len(expected), 3)
         interrupts = [g.get("data-to") for g in find_all(svg, "g", "interrupt")
                       if g.get("data-from")]
         self.assertEqual(interrupts, ["4"])
+        # No event in the window came from outside the runtime.
+        lanes = [t.text for t in find_all(svg, "text", "lane")]
+        self.assertEqual(lanes, ["worker 0", "worker 1"])
+
+    def test_trace_viewer_window_leaves_out_runs_that_only_touch_it(self):
+        # "slow" runs 26.0 to 29.0 us: it ends where the window starts.
+        svg = svg_of(self.render_sample("--from", "29", "--to", "57"))
+        fibers = [r.get("data-fiber") for r in find_all(svg, "rect", "run")]
+        self.assertNotIn("3", fibers)
+        self.assertEqual(sorted(fibers), ["1", "1", "1", "4", "4"])
 
     def test_trace_viewer_width_option(self) -> None:
         svg = svg_of(self.render_sample("--width", "800"))
