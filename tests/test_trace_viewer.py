@@ -190,6 +190,25 @@ class TraceViewerTest(unittest.TestCase):
         self.assertNotIn("3", fibers)
         self.assertEqual(sorted(fibers), ["1", "1", "1", "4", "4"])
 
+    def test_trace_viewer_hides_markers_too_dense_to_read(self) -> None:
+        # 2,000 runs of 0.1 us, each ending in a park, on one worker: far
+        # more markers than pixels at the narrowest width.
+        events = [{"ph": "M", "name": "thread_name", "pid": 1, "tid": 1,
+                   "args": {"name": "worker 0"}}]
+        for k in range(2000):
+            events.append({"ph": "X", "name": "fiber 7 busy", "tid": 1,
+                           "ts": k * 0.2, "dur": 0.1, "args": {"fiber": 7}})
+            events.append({"ph": "i", "s": "t", "name": "park", "tid": 1,
+                           "ts": k * 0.2 + 0.1, "args": {"fiber": 7}})
+        dense = svg_of(page := self.render(events, "--width", "400"))
+        self.assertEqual(len(find_all(dense, "rect", "run")), 2000)
+        self.assertEqual(find_all(dense, "g", "park"), [])
+        self.assertIn("2000 markers and arrows are not drawn", page)
+        everything = svg_of(self.render(events, "--width", "400", "--all"))
+        self.assertEqual(len(find_all(everything, "g", "park")), 2000)
+        window = svg_of(self.render(events, "--from", "0", "--to", "20"))
+        self.assertEqual(len(find_all(window, "g", "park")), 100)
+
     def test_trace_viewer_width_option(self) -> None:
         svg = svg_of(self.render_sample("--width", "800"))
         self.assertEqual(svg.get("width"), "800")
