@@ -136,6 +136,35 @@ class TraceViewerTest(unittest.TestCase):
         self.assertLess(x0, x1)
         self.assertGreater(y0, y1)
 
+    def test_trace_viewer_links_a_flow_started_after_its_event(self) -> None:
+        # The runtime may stamp a flow's start a few microseconds after the
+        # "interrupt requested" or "wake" event it belongs to.
+        for e in self.events:
+            if e.get("ph") == "s":
+                e["ts"] += 2.5
+        svg = svg_of(self.render_sample())
+        interrupts = [(g.get("data-from"), g.get("data-to"))
+                      for g in find_all(svg, "g", "interrupt")
+                      if g.get("data-from")]
+        self.assertEqual(interrupts, [("1", "3"), ("1", "4")])
+        wakes = [(g.get("data-from"), g.get("data-to"))
+                 for g in find_all(svg, "g", "wake") if g.get("data-from")]
+        self.assertEqual(wakes, [("0", "1"), ("0", "2"), ("2", "1"),
+                                 ("3", "1"), ("0", "1"), ("4", "1")])
+
+    def test_trace_viewer_counts_flows_with_one_end(self) -> None:
+        # The interrupt of "lookup" never delivered: its flow has no finish.
+        events = [e for e in self.events
+                  if not (e.get("ph") == "f" and e.get("id") == 7)
+                  and e.get("name") != "interrupt delivered"]
+        page = self.render(events)
+        self.assertIn("1 arrows have one end only", page)
+        self.assertNotIn("not known to this viewer", page)
+        arrows = [g for g in find_all(svg_of(page), "g", "interrupt")
+                  if g.get("data-from")]
+        self.assertEqual(len(arrows), 1)
+        self.assertIn('<td class="result failure">not delivered</td>', page)
+
     def test_trace_viewer_marks_each_instant_with_hover_text(self) -> None:
         svg = svg_of(self.render_sample())
         markers = find_all(svg, "g", "marker")
