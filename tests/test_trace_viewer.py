@@ -67,6 +67,33 @@ class TraceViewerTest(unittest.TestCase):
     def slices(self) -> list[dict]:
         return [e for e in self.events if e.get("ph") == "X"]
 
+    def test_trace_viewer_reads_a_trace_the_runtime_wrote(self) -> None:
+        # tests/data/runtime_race_trace.json: RuntimeOptions::trace_path's
+        # output for examples/trace_pictures' race (main #1; contestants #2,
+        # which loses while waiting in Channel::receive, and #3).
+        path = ROOT / "tests" / "data" / "runtime_race_trace.json"
+        out = self.dir / "runtime.html"
+        result = run_viewer(str(path), "-o", str(out))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        page = out.read_text(encoding="utf-8")
+        self.assertNotIn("ignored", page)
+        self.assertNotIn("one end only", page)
+        svg = svg_of(page)
+        events = json.loads(path.read_text())["traceEvents"]
+        self.assertEqual(len(find_all(svg, "rect", "run")),
+                         sum(1 for e in events if e.get("ph") == "X"))
+        flows = [g for g in find_all(svg, "g", "flow") if g.get("data-to")]
+        self.assertEqual(len(flows),
+                         sum(1 for e in events if e.get("ph") == "s"))
+        interrupts = [(g.get("data-from"), g.get("data-to"))
+                      for g in flows if "interrupt" in classes(g)]
+        self.assertEqual(interrupts, [("1", "2")])
+        self.assertIn('park: fiber 2 waits in Channel::receive', page)
+        results = dict(re.findall(
+            r"</span>(\d+)</td>.*?<td class=\"result \w+\">(\w+)</td>", page))
+        self.assertEqual(results, {"1": "success", "2": "interrupted",
+                                   "3": "success"})
+
     def test_trace_viewer_is_an_executable_script(self) -> None:
         self.assertTrue(os.access(VIEWER, os.X_OK), f"{VIEWER} not executable")
         first = VIEWER.read_text().splitlines()[0]
