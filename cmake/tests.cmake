@@ -71,3 +71,13 @@ if(WEFT_INSTALL)
       -P "${PROJECT_SOURCE_DIR}/cmake/install_consumer_test.cmake")
   set_tests_properties(test_install_consumer PROPERTIES TIMEOUT 600 LABELS test_install_consumer)
 endif()
+
+# ---- test_trace_viewer (issue 14): tools/weft-trace renders
+# tests/data/sample_trace.json into one self-contained HTML page. A Python 3
+# script, standard library only (scripts/deps.sh installs python3); it builds
+# nothing and needs no C++ target.
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+add_test(NAME test_trace_viewer
+  COMMAND "${Python3_EXECUTABLE}" "${PROJECT_SOURCE_DIR}/tests/test_trace_viewer.py")
+set_tests_properties(test_trace_viewer PROPERTIES TIMEOUT 120 LABELS test_trace_viewer)
+# ---- end test_trace_viewer
