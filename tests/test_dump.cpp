@@ -95,6 +95,10 @@ TEST_P(DumpTest, test_dump_names_the_holder_of_a_mutex) {
     EXPECT_TRUE(has(d, fmt::format("'second' parked in Mutex::lock on {}, held by fiber {} 'first'",
                                    static_cast<const void*>(&a), first.id())));
     EXPECT_TRUE(has(d, fmt::format("holds Mutex {}", static_cast<const void*>(&a))));
+    // Locked through std::lock_guard: the site is the caller's last line
+    // (arrive_and_wait), not the standard header's.
+    EXPECT_EQ(d.find("std_mutex.h"), std::string::npos) << d;
+    EXPECT_TRUE(has(d, "at test_dump.cpp:"));
     // Break it: interrupting `first` unlocks `a` as it unwinds.
     EXPECT_TRUE(first.interrupt().interrupted());
     second.join();

@@ -297,7 +297,7 @@ TEST_P(SupervisionTest, test_runtime_dump_lists_blocked_fibers) {
   wait_parked(f);
   std::string dump = rt().dump();
   EXPECT_NE(dump.find("'sleeper'"), std::string::npos) << dump;
-  EXPECT_NE(dump.find("blocked on sleep"), std::string::npos) << dump;
+  EXPECT_NE(dump.find("parked in sleep"), std::string::npos) << dump;
   EXPECT_TRUE(f.interrupt().interrupted());
 }
 

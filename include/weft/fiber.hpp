@@ -171,13 +171,14 @@ auto fork_daemon(F&& f, ForkOptions options = {}) -> Fiber<std::invoke_result_t<
 // The await is interruptible (unlike a fiber's end, race or Scope): an
 // interrupt of the caller stops the waiting, the fibers still end.
 template <class T>
-void interrupt_all(std::span<Fiber<T>> fibers) {
+void interrupt_all(std::span<Fiber<T>> fibers,
+                   std::source_location where = std::source_location::current()) {
   detail::FiberGroup group;
   group.reserve(fibers.size());
   for (Fiber<T>& f : fibers)
     group.add(detail::core_of(f));  // an empty handle throws before any request
   group.interrupt(detail::current_id());
-  group.await();
+  group.await(where);
 }
 
 // disconnect() runs f in a daemon fiber and awaits it; an interrupt of the

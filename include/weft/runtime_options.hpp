@@ -73,7 +73,7 @@ struct RuntimeOptions {
   std::chrono::milliseconds stall_threshold{-1};
   // on_stall receives each report, on the monitor thread, once per stall;
   // empty: the report is written to stderr.
-  std::function<void(const StallReport&)> on_stall;
+  std::function<void(const StallReport&)> on_stall{};
 };
 
 }  // namespace weft

@@ -22,9 +22,9 @@ FiberCore* FiberGroup::await_masked_until(
   return nullptr;
 }
 
-void FiberGroup::await() const {
+void FiberGroup::await(std::source_location where) const {
   for (const FiberRef& m : members_)
-    if (m) m->await_done();
+    if (m) m->await_done(where, "interrupt_all");
 }
 
 void FiberGroup::stop(FiberId by) const noexcept {

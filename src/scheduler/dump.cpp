@@ -88,7 +88,7 @@ class Renderer {
     std::map<std::tuple<std::string, std::string, unsigned, const char*>, std::size_t> group_of;
     for (std::size_t i : siblings) {
       const FiberSnap& f = fibers_[i];
-      if (f.children.empty() && f.what != nullptr && f.interrupters == 0) {
+      if (f.children.empty() && f.interrupters == 0) {
         auto key = std::make_tuple(f.name, description(f), f.site.line(), f.site.file_name());
         auto [it, fresh] = group_of.try_emplace(key, groups.size());
         if (fresh) groups.emplace_back();
@@ -169,9 +169,13 @@ class Renderer {
     for (std::size_t k = 0; k < std::min(g.size(), kListed); ++k)
       ids += fmt::format("{}{}", k == 0 ? "" : ", ", fibers_[g[k]].id);
     if (g.size() > kListed) ids += ", ...";
-    out +=
-        fmt::format("{:{}}{} fibers ({}) '{}' {}{}, the longest for {}\n", "", depth * 2, g.size(),
-                    ids, first.name, description(first), site_text(first), duration_text(longest));
+    out += fmt::format("{:{}}{} fibers ({}) '{}' {}", "", depth * 2, g.size(), ids, first.name,
+                       description(first));
+    if (first.what != nullptr) {
+      out += fmt::format("{}, the longest for {}\n", site_text(first), duration_text(longest));
+    } else {
+      out += last_site_text(first) + '\n';
+    }
   }
 
   std::vector<FiberSnap>& fibers_;

@@ -73,16 +73,16 @@ class Worker {
   // without calling it, when that fiber already switched out. The fiber
   // cannot be freed meanwhile: the monitor publishes it as inspected_, then
   // re-reads run_seq_; finish() reads inspected_ after the switch-out that
-  // changed run_seq_, and waits while it names the fiber (seq_cst fences on
-  // both sides: a Dekker pair, so one of them sees the other).
+  // changed run_seq_, and waits while it names the fiber (seq_cst on both
+  // sides: a Dekker pair, so one of them sees the other; no fences, which
+  // ThreadSanitizer does not model).
   template <class Read>
   bool inspect_running(std::uint64_t seq, Read&& read) {
     // acquire: pairs with the release switch-in that stored running_ first.
     if (run_seq_.load(std::memory_order_acquire) != seq) return false;
     FiberControl* f = running_.load(std::memory_order_relaxed);
-    inspected_.store(f, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    const bool same = run_seq_.load(std::memory_order_relaxed) == seq && f != nullptr;
+    inspected_.store(f, std::memory_order_seq_cst);
+    const bool same = run_seq_.load(std::memory_order_seq_cst) == seq && f != nullptr;
     if (same) read(*f);
     inspected_.store(nullptr, std::memory_order_release);
     return same;

@@ -379,9 +379,10 @@ void Worker::after_switch(FiberControl* f) {
 
 void Worker::finish(FiberControl* f) {
   // The other half of inspect_running()'s Dekker pair: after the switch-out
-  // that changed run_seq_, wait while the monitor reads this fiber.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  while (inspected_.load(std::memory_order_acquire) == f) cpu_relax();
+  // that changed run_seq_ (made seq_cst here by a no-op RMW, one locked
+  // instruction per fiber end), wait while the monitor reads this fiber.
+  run_seq_.fetch_add(0, std::memory_order_seq_cst);
+  while (inspected_.load(std::memory_order_seq_cst) == f) cpu_relax();
   f->retire();
   add_live(-1);
   f->core().release();  // the runtime's reference

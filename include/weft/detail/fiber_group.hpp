@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <source_location>
 #include <utility>
 #include <vector>
 
@@ -72,7 +73,8 @@ class FiberGroup {
   FiberCore* await_masked_until(std::chrono::steady_clock::time_point deadline) const noexcept;
   // await() waits for every member's end, in slot order: an interruptible
   // yield point (throws Interrupted, leaving the rest unawaited).
-  void await() const;
+  // `where` is the caller's line, for dumps.
+  void await(std::source_location where = {}) const;
   // stop() is interrupt(by) then await_masked(): no member outlives the call.
   void stop(FiberId by) const noexcept;
 
