@@ -125,6 +125,11 @@ foreach(include IN LISTS includes)
 endforeach()
 string(APPEND out "\n${bodies}")
 if(NOT registrations STREQUAL "")
+  # Back to this file's own line numbers for the runner below.
+  string(REGEX MATCHALL "\n" newlines "${out}")
+  list(LENGTH newlines line_count)
+  math(EXPR line_count "${line_count} + 2")
+  string(APPEND out "#line ${line_count} \"${OUTPUT}\"\n")
   string(APPEND out [=[
 namespace {
 
