@@ -2,9 +2,9 @@
 # and docs/*.md is compiled, and run when it is a complete program, by the
 # test_docs executable. cmake/doc_snippets_generate.cmake turns each page
 # into one translation unit at build time (it documents the markers:
-# ```cpp, ```cpp fragment, // snippet: name); each snippet with a main() is
-# the GoogleTest case doc_<page>.<heading>. One TU per page and one link
-# keep the cost to a few compiler runs per build stage. A page added under
+# ```cpp, ```cpp no-run, ```cpp fragment, // snippet: name); each snippet
+# with a main() is the GoogleTest case doc_<page>.<heading>. One TU per page
+# and one link keep the cost to a few compiler runs per build stage. A page added under
 # docs/ is picked up at the next configure (CONFIGURE_DEPENDS); an edited
 # page is regenerated at the next build.
 

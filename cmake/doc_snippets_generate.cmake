@@ -9,6 +9,8 @@
 #                     when main returns non-zero or throws. main must end
 #                     with an explicit `return 0;` (it becomes an ordinary
 #                     function) and take no arguments.
+#   ```cpp no-run     compiled, never run (a program that waits for a signal,
+#                     or hangs on purpose to show a dump).
 #   ```cpp fragment   not compiled: a piece of a program, for reading only.
 #   ```text, ```sh    (any other language) not compiled.
 #   // snippet: name  (a line inside the block) names the test; otherwise
@@ -83,13 +85,17 @@ foreach(line IN LISTS lines)
         set(body "")
         set(marker "")
         set(has_main OFF)
+        set(run ON)
+        if(info MATCHES "^cpp[ \t]+no-run")
+          set(run OFF)
+        endif()
       endif()
     endif()
   elseif(closing)
     if(state STREQUAL "cpp")
       set(ns "${SUITE}::snippet_${count}")
       string(APPEND bodies "namespace ${ns} {\n#line ${first_line} \"${PAGE}\"\n${body}}  // namespace ${ns}\n\n")
-      if(has_main)
+      if(has_main AND run)
         if(NOT marker STREQUAL "")
           name_of(name "${marker}")
         elseif(NOT heading STREQUAL "")
