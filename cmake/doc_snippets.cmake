@@ -3,19 +3,24 @@
 # test_docs executable. cmake/doc_snippets_generate.cmake turns each page
 # into one translation unit at build time (it documents the markers:
 # ```cpp, ```cpp no-run, ```cpp fragment, // snippet: name); each snippet
-# with a main() is the GoogleTest case doc_<page>.<heading>. One TU per page
-# and one link keep the cost to a few compiler runs per build stage. A page added under
-# docs/ is picked up at the next configure (CONFIGURE_DEPENDS); an edited
-# page is regenerated at the next build.
+# with a main() is the GoogleTest case doc_<page>.<heading>. One TU per
+# page and one link keep the cost to a few compiler runs per build stage. A
+# page added under docs/ is picked up at the next configure
+# (CONFIGURE_DEPENDS); an edited page is regenerated at the next build.
 
 file(GLOB weft_doc_pages CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/docs/*.md")
 list(PREPEND weft_doc_pages "${PROJECT_SOURCE_DIR}/README.md")
 
 set(weft_doc_sources "")
+set(weft_doc_ids "")
 foreach(page IN LISTS weft_doc_pages)
   get_filename_component(stem "${page}" NAME_WE)
   string(TOLOWER "${stem}" stem)
   string(MAKE_C_IDENTIFIER "${stem}" id)
+  if(id IN_LIST weft_doc_ids)  # docs/README.md beside README.md
+    set(id "docs_${id}")
+  endif()
+  list(APPEND weft_doc_ids "${id}")
   file(RELATIVE_PATH display "${PROJECT_SOURCE_DIR}" "${page}")
   set(output "${PROJECT_BINARY_DIR}/doc_snippets/${id}.cpp")
   add_custom_command(OUTPUT "${output}"
