@@ -1,0 +1,165 @@
+// test_gdb: tools/gdb/weft.py, run by gdb in batch mode against
+// tests/gdb/parked_fiber.cpp (a runtime with two parked fibers, stopped at a
+// breakpoint while its root fiber runs): `info weft-fibers` lists each fiber
+// with its name, parent and state, and `weft-bt` prints a parked fiber's
+// backtrace down to the function it parked in -- in the live process and
+// from a core file written with gcore. Skipped only when gdb is missing or
+// cannot run a program here (no ptrace).
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <regex>
+#include <string>
+
+namespace {
+
+struct Output {
+  int status = -1;  // exit status, or -1 when the command did not exit normally
+  std::string text;
+};
+
+// run() runs `command` with sh, stderr merged into stdout; `timeout` bounds it.
+Output run(const std::string& command) {
+  Output out;
+  FILE* p = ::popen(("timeout 300 " + command + " 2>&1").c_str(), "r");
+  if (p == nullptr) return out;
+  std::array<char, 4096> buf{};
+  std::size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.text.append(buf.data(), n);
+  const int status = ::pclose(p);
+  if (status != -1 && WIFEXITED(status)) out.status = WEXITSTATUS(status);
+  return out;
+}
+
+// gdb() is gdb in batch mode with no init files and the extension loaded.
+std::string gdb(const std::string& args) {
+  return std::string(
+             "gdb -batch -nx -iex 'set debuginfod enabled off' -ex 'set pagination off' "
+             "-ex 'set confirm off' -x '") +
+         WEFT_GDB_SCRIPT + "' " + args;
+}
+
+struct Ids {
+  unsigned long long main = 0, sleeper = 0, waiter = 0;
+};
+
+// ids() reads the line parked_fiber.cpp prints before stopping.
+Ids ids(const std::string& text) {
+  Ids ids;
+  std::smatch m;
+  const std::regex re(R"(weft-gdb-ids main=(\d+) sleeper=(\d+) waiter=(\d+))");
+  if (std::regex_search(text, m, re)) {
+    ids.main = std::stoull(m[1]);
+    ids.sleeper = std::stoull(m[2]);
+    ids.waiter = std::stoull(m[3]);
+  }
+  return ids;
+}
+
+// row() matches a fiber's line of `info weft-fibers`: id, parent, state,
+// worker, name.
+std::regex row(unsigned long long id, const std::string& parent, const std::string& state,
+               const std::string& name) {
+  return std::regex("\\n +#" + std::to_string(id) + " +" + parent + " +" + state + " +\\d+ +" +
+                    name + " ");
+}
+
+// check_listing() checks the fibers of parked_fiber.cpp in `text`.
+void check_listing(const std::string& text, const Ids& id) {
+  EXPECT_TRUE(std::regex_search(text, row(id.main, "-", "running", "gdb-main"))) << text;
+  const std::string parent = "#" + std::to_string(id.main);
+  EXPECT_TRUE(std::regex_search(text, row(id.sleeper, parent, "parked", "sleeper"))) << text;
+  EXPECT_TRUE(std::regex_search(text, row(id.waiter, parent, "parked", "waiter"))) << text;
+  EXPECT_TRUE(std::regex_search(text, std::regex("sleeper +- +sleep\\n"))) << text;
+  EXPECT_NE(text.find("\n3 fibers\n"), std::string::npos) << text;
+}
+
+// check_backtrace() checks weft-bt's output for the sleeper in `text`.
+void check_backtrace(const std::string& text, const Ids& id) {
+  EXPECT_NE(text.find("fiber #" + std::to_string(id.sleeper) + " \"sleeper\" (parked)"),
+            std::string::npos)
+      << text;
+  // Frame 0 is where the fiber switched out, not the stopped thread's frame.
+  EXPECT_TRUE(std::regex_search(text, std::regex("\\n#0 .*context_switch"))) << text;
+  EXPECT_NE(text.find("weft::this_fiber::sleep_for"), std::string::npos) << text;
+  EXPECT_TRUE(std::regex_search(text, std::regex("weft_gdb_sleeper_body.*parked_fiber\\.cpp:\\d+")))
+      << text;
+  EXPECT_EQ(text.find("weft_gdb_stop_here"), std::string::npos) << text;
+  EXPECT_EQ(text.find("corrupt stack"), std::string::npos) << text;
+}
+
+class GdbTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const Output version = run("gdb --version");
+    if (version.status != 0 || version.text.find("GNU gdb") == std::string::npos)
+      GTEST_SKIP() << "gdb is not installed (scripts/deps.sh installs it): " << version.text;
+    const Output probe = run("gdb -batch -nx -ex run --args /bin/true");
+    if (probe.text.find("exited normally") == std::string::npos)
+      GTEST_SKIP() << "gdb cannot run a program here (ptrace not permitted?): " << probe.text;
+    dir_ = std::filesystem::temp_directory_path() /
+           ("weft_test_gdb." + std::to_string(::getpid()) + "." +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  // stop() runs the program to its breakpoint and runs `commands` there.
+  std::string stop(const std::string& commands) {
+    return run(gdb("-ex 'break weft_gdb_stop_here' -ex run " + commands + " '" + WEFT_GDB_PROGRAM +
+                   "'"))
+        .text;
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(GdbTest, test_gdb_live_process_lists_fibers_and_backtraces_a_parked_one) {
+  const std::string text = stop(
+      "-ex 'echo ==list==\\n' -ex 'info weft-fibers' "
+      "-ex 'echo ==bt==\\n' -ex 'eval \"weft-bt %d\", weft_gdb_sleeper_id' "
+      "-ex 'echo ==byname==\\n' -ex 'weft-bt waiter' "
+      "-ex 'echo ==running==\\n' -ex 'weft-bt gdb-main' -ex 'echo ==end==\\n'");
+  const Ids id = ids(text);
+  ASSERT_NE(id.sleeper, 0u) << "the program did not reach its breakpoint:\n" << text;
+  const auto section = [&](const std::string& from, const std::string& to) {
+    const std::size_t a = text.find("==" + from + "==");
+    const std::size_t b = text.find("==" + to + "==");
+    EXPECT_TRUE(a != std::string::npos && b != std::string::npos && a < b) << text;
+    return a < b && b != std::string::npos ? text.substr(a, b - a) : std::string();
+  };
+  check_listing(section("list", "bt"), id);
+  check_backtrace(section("bt", "byname"), id);
+  const std::string waiter = section("byname", "running");
+  EXPECT_NE(waiter.find("weft_gdb_waiter_body"), std::string::npos) << waiter;
+  EXPECT_NE(waiter.find("Deferred"), std::string::npos) << waiter;
+  const std::string running = section("running", "end");
+  EXPECT_NE(running.find("is running on worker"), std::string::npos) << running;
+}
+
+TEST_F(GdbTest, test_gdb_core_file_lists_fibers_and_backtraces_a_parked_one) {
+  const std::string core = (dir_ / "parked_fiber.core").string();
+  const std::string live = stop("-ex 'gcore " + core + "'");
+  const Ids id = ids(live);
+  ASSERT_NE(id.sleeper, 0u) << "the program did not reach its breakpoint:\n" << live;
+  ASSERT_TRUE(std::filesystem::exists(core)) << "gcore wrote no core file:\n" << live;
+
+  const Output out =
+      run(gdb("-ex 'echo ==list==\\n' -ex 'info weft-fibers' -ex 'echo ==bt==\\n' "
+              "-ex 'eval \"weft-bt %d\", weft_gdb_sleeper_id' '" +
+              std::string(WEFT_GDB_PROGRAM) + "' '" + core + "'"));
+  const std::size_t bt = out.text.find("==bt==");
+  ASSERT_NE(bt, std::string::npos) << out.text;
+  check_listing(out.text.substr(0, bt), id);
+  check_backtrace(out.text.substr(bt), id);
+}
+
+}  // namespace
