@@ -123,6 +123,23 @@ def _enum_name(v):
 # --- the fiber tree -----------------------------------------------------------
 
 
+def _field_names(t):
+    return {f.name for f in t.strip_typedefs().fields()}
+
+
+def _site(loc):
+    """file:line of a std::source_location (libstdc++: a pointer to its data)."""
+    try:
+        impl = loc["_M_impl"]
+        if int(impl) == 0:
+            return ""
+        impl = impl.dereference()
+        path = _c_string(impl["_M_file_name"])
+        return "%s:%d" % (path.rsplit("/", 1)[-1], int(impl["_M_line"]))
+    except gdb.error:
+        return ""
+
+
 def _member(addr, struct_type, name):
     """Member `name` of the struct_type object at addr, read on its own.
     FiberCore is polymorphic: loading a whole one makes gdb look up the RTTI
@@ -163,7 +180,21 @@ class Fiber:
         self.worker = None if int(worker) == 0 else int(worker.dereference()["index_"])
         self.masked = not bool(control["interruptible_"])
         self.started = bool(control["started_"])
-        self.blocked_on = _c_string(_scalar(control["blocked_on_"]))
+        # Fields read when this build has them (the wait's object, the call
+        # site, finalizing, held Mutexes came with issue 14's dumps).
+        fields = _field_names(control.type)
+        what = control["wait_what_" if "wait_what_" in fields else "blocked_on_"]
+        self.blocked_on = _c_string(_scalar(what))
+        self.finalizing = "finalizing_" in fields and bool(_scalar(control["finalizing_"]))
+        self.object = int(_scalar(control["wait_object_"])) if "wait_object_" in fields else 0
+        self.held = []
+        if "held_" in fields:
+            held = control["held_"]
+            lo, hi = held.type.strip_typedefs().range()
+            self.held = [a for a in (int(_scalar(held[i])) for i in range(lo, hi + 1)) if a]
+        self.site = ""
+        if "site_" in _field_names(core_type):
+            self.site = _site(_scalar(_member(core, core_type, "site_")))
 
     def flag_text(self):
         out = []
@@ -171,9 +202,24 @@ class Fiber:
             out.append("interrupting")
         elif self.flags & 1:
             out.append("interrupt-pending")
+        if self.finalizing:
+            out.append("finalizing")
         if self.masked:
             out.append("masked")
         return ",".join(out)
+
+    def wait_text(self):
+        """What it waits in and on, where: `receive on 0x... at server.cpp:42`."""
+        text = self.blocked_on
+        if text and self.object:
+            text += " on 0x%x" % self.object
+        if self.site and self.state == "running":
+            text += "last yield point at " + self.site
+        elif self.site:
+            text += (" at " if text else "at ") + self.site
+        for m in self.held:
+            text += "%sholds Mutex 0x%x" % ("; " if text else "", m)
+        return text
 
     def fctx(self):
         return int(self.control["context_"]["ctx"]["fctx"])
@@ -370,16 +416,16 @@ Reads memory only, so it works on a core file."""
     def invoke(self, arg, from_tty):
         last_runtime = None
         total = 0
-        fmt = "%-14s %-7s %-9s %-6s %-16s %-26s %s\n"
+        fmt = "%-12s %-7s %-9s %-6s %-16s %-18s %s\n"
         for f in fibers():
             if f.runtime != last_runtime:
                 last_runtime = f.runtime
                 gdb.write("runtime 0x%x\n" % f.runtime)
-                gdb.write(fmt % ("  id", "parent", "state", "worker", "name", "flags", "blocked on"))
+                gdb.write(fmt % ("  id", "parent", "state", "worker", "name", "flags", "waiting in"))
             ident = "  " + "  " * f.depth + "#%d" % f.id
             parent = "#%d" % f.parent if f.parent else "-"
             worker = "-" if f.worker is None else str(f.worker)
-            gdb.write(fmt % (ident, parent, f.state, worker, f.name or "-", f.flag_text() or "-", f.blocked_on or "-"))
+            gdb.write(fmt % (ident, parent, f.state, worker, f.name or "-", f.flag_text() or "-", f.wait_text() or "-"))
             total += 1
         gdb.write("%d fiber%s\n" % (total, "" if total == 1 else "s"))
 
