@@ -130,7 +130,8 @@ TEST_F(GdbTest, test_gdb_live_process_lists_fibers_and_backtraces_a_parked_one) 
       "-ex 'echo ==list==\\n' -ex 'info weft-fibers' "
       "-ex 'echo ==bt==\\n' -ex 'eval \"weft-bt %d\", weft_gdb_sleeper_id' "
       "-ex 'echo ==byname==\\n' -ex 'weft-bt waiter' "
-      "-ex 'echo ==running==\\n' -ex 'weft-bt gdb-main' -ex 'echo ==end==\\n'");
+      "-ex 'echo ==running==\\n' -ex 'weft-bt gdb-main' -ex 'echo ==all==\\n' -ex 'weft-bt all' "
+      "-ex 'echo ==thread==\\n' -ex 'bt 1' -ex 'echo ==end==\\n'");
   const Ids id = ids(text);
   ASSERT_NE(id.sleeper, 0u) << "the program did not reach its breakpoint:\n" << text;
   const auto section = [&](const std::string& from, const std::string& to) {
@@ -144,8 +145,15 @@ TEST_F(GdbTest, test_gdb_live_process_lists_fibers_and_backtraces_a_parked_one) 
   const std::string waiter = section("byname", "running");
   EXPECT_NE(waiter.find("weft_gdb_waiter_body"), std::string::npos) << waiter;
   EXPECT_NE(waiter.find("Deferred"), std::string::npos) << waiter;
-  const std::string running = section("running", "end");
+  const std::string running = section("running", "all");
   EXPECT_NE(running.find("is running on worker"), std::string::npos) << running;
+  const std::string all = section("all", "thread");
+  EXPECT_NE(all.find("weft_gdb_sleeper_body"), std::string::npos) << all;
+  EXPECT_NE(all.find("weft_gdb_waiter_body"), std::string::npos) << all;
+  EXPECT_NE(all.find("is running on worker"), std::string::npos) << all;
+  // The fiber's frames are shown only inside weft-bt: `bt` is the thread's again.
+  const std::string thread = section("thread", "end");
+  EXPECT_NE(thread.find("#0  weft_gdb_stop_here"), std::string::npos) << thread;
 }
 
 TEST_F(GdbTest, test_gdb_core_file_lists_fibers_and_backtraces_a_parked_one) {

@@ -372,31 +372,37 @@ def _saved_registers(arch, fctx):
 
 
 def fiber_backtrace(fiber, bt_args=""):
-    """The text of `backtrace` on the fiber's stack, frames numbered from 0."""
+    """The text of `backtrace` on the fiber's stack, frames numbered from 0.
+    A frame count in bt_args (N: innermost N, -N: outermost N) counts the
+    fiber's own frames."""
+    words = bt_args.split()
+    counts = [w for w in words if re.fullmatch(r"-?\d+", w)]
+    options = " ".join(w for w in words if w not in counts)
     arch = _arch()
     warning = _check_layout(arch)
     _UNWINDER.saved = {"arch": arch, "regs": _saved_registers(arch, fiber.fctx())}
     gdb.invalidate_cached_frames()
     try:
-        text = gdb.execute("backtrace " + bt_args, to_string=True)
+        text = gdb.execute("backtrace " + options, to_string=True)
     finally:
         _UNWINDER.saved = None
         gdb.invalidate_cached_frames()
-    out = []
-    frame = None  # the number gdb gave the line's frame
-    at_entry = False
+    frames = []  # [lines] per fiber frame
+    in_fiber = False  # past frame 0, which is the selected thread's
     for line in text.splitlines():
         m = re.match(r"#(\d+)\s+(.*)", line)
         if m is not None:
-            if at_entry:
+            if frames and _ENTRY in frames[-1][0]:
                 break  # below the fiber's first frame: Boost's make_fcontext stub
-            frame = int(m.group(1))
-            if frame >= 1:  # frame 0 is the selected thread's
-                out.append("#%-3d%s" % (frame - 1, m.group(2)))
-                at_entry = _ENTRY in line
-        elif frame is not None and frame >= 1:
-            out.append(line)  # locals of `backtrace full`, "Backtrace stopped...", ...
-    return warning + "\n".join(out) + "\n"
+            in_fiber = int(m.group(1)) >= 1
+            if in_fiber:
+                frames.append(["#%-3d%s" % (int(m.group(1)) - 1, m.group(2))])
+        elif in_fiber:
+            frames[-1].append(line)  # locals of `backtrace full`, "Backtrace stopped...", ...
+    if counts:
+        n = int(counts[0])
+        frames = frames[:n] if n >= 0 else frames[n:]
+    return warning + "".join(line + "\n" for f in frames for line in f)
 
 
 # --- commands -----------------------------------------------------------------
@@ -431,13 +437,13 @@ Reads memory only, so it works on a core file."""
 
 
 class WeftBt(gdb.Command):
-    """Backtrace of a suspended weft fiber: weft-bt ID|NAME [backtrace options]
+    """Backtrace of a suspended weft fiber: weft-bt ID|NAME|all [backtrace options]
 
 ID is the fiber's number (2 or #2), NAME its fork name (the first live fiber
-so named). Works for a parked fiber and for a runnable one that ran before
-(both have a saved context); a running fiber is on its worker's thread (use
-`thread N` and `bt`); one that never ran has no stack yet. Extra words are
-passed to `backtrace` (e.g. `weft-bt 2 full`)."""
+so named), `all` every suspended fiber in turn. Works for a parked fiber and
+for a runnable one that ran before (both have a saved context); a running
+fiber is on its worker's thread (use `thread N` and `bt`); one that never ran
+has no stack yet. Extra words are passed to `backtrace` (`weft-bt 2 full`)."""
 
     def __init__(self):
         super().__init__("weft-bt", gdb.COMMAND_STACK)
@@ -445,14 +451,28 @@ passed to `backtrace` (e.g. `weft-bt 2 full`)."""
     def invoke(self, arg, from_tty):
         words = gdb.string_to_argv(arg)
         if not words:
-            raise WeftError("usage: weft-bt ID|NAME [backtrace options]")
-        fiber = self._find(words[0])
+            raise WeftError("usage: weft-bt ID|NAME|all [backtrace options]")
+        options = " ".join(words[1:])
+        if words[0] != "all":
+            error = self._show(self._find(words[0]), options)
+            if error:
+                raise WeftError(error)
+            return
+        for fiber in list(fibers()):
+            error = self._show(fiber, options)
+            if error:
+                gdb.write(error + "\n\n")
+
+    @staticmethod
+    def _show(fiber, options):
+        """Writes the fiber's backtrace; returns why it cannot, or ""."""
         if fiber.state in ("running", "parking", "notified"):
-            raise WeftError(self._running_message(fiber))
+            return WeftBt._running_message(fiber)
         if not fiber.started or fiber.fctx() == 0:
-            raise WeftError("weft-bt: fiber #%d has not started: it has no stack yet" % fiber.id)
+            return "weft-bt: fiber #%d has not started: it has no stack yet" % fiber.id
         gdb.write("fiber #%d \"%s\" (%s)\n" % (fiber.id, fiber.name, fiber.state))
-        gdb.write(fiber_backtrace(fiber, " ".join(words[1:])))
+        gdb.write(fiber_backtrace(fiber, options) + "\n")
+        return ""
 
     @staticmethod
     def _find(key):
