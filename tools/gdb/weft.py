@@ -484,15 +484,17 @@ has no stack yet. Extra words are passed to `backtrace` (`weft-bt 2 full`)."""
 
     @staticmethod
     def _running_message(fiber):
-        where = ""
+        """Where to look instead for a fiber that has no saved context."""
+        thread = None
         for addr, sched in runtimes():
             if addr == fiber.runtime and fiber.worker is not None:
                 thread = _worker_threads(sched).get(fiber.worker)
-                if thread is not None:
-                    where = " (gdb thread %d)" % thread
-        return (
-            "weft-bt: fiber #%d is %s on worker %s%s: its registers are that thread's; "
-            "use `thread N` and `bt`" % (fiber.id, fiber.state, fiber.worker, where)
+        how = "`thread %d` then `bt`" % thread if thread is not None else "its thread (weft/%s) and `bt`" % fiber.worker
+        return "weft-bt: fiber #%d is %s on worker %s, so its stack is that thread's: use %s" % (
+            fiber.id,
+            fiber.state,
+            fiber.worker,
+            how,
         )
 
 
