@@ -95,6 +95,8 @@ void check_backtrace(const std::string& text, const Ids& id) {
       << text;
   EXPECT_EQ(text.find("weft_gdb_stop_here"), std::string::npos) << text;
   EXPECT_EQ(text.find("corrupt stack"), std::string::npos) << text;
+  // jump_fcontext saves registers where weft.py expects them.
+  EXPECT_EQ(text.find("warning: jump_fcontext"), std::string::npos) << text;
 }
 
 class GdbTest : public ::testing::Test {

@@ -316,12 +316,20 @@ def _arch():
     raise WeftError("weft-bt: architecture %s is not supported (x86-64; aarch64 untested)" % name)
 
 
-def _check_layout(arch):
-    """A warning when jump_fcontext does not save registers as `arch` says."""
+def check_layout():
+    """A warning when jump_fcontext does not save registers as this script
+    expects (another Boost version or build), else ""."""
+    arch = _arch()
+    flavor = gdb.parameter("disassembly-flavor") if arch is X86_64 else None
     try:
+        if flavor is not None:
+            gdb.execute("set disassembly-flavor att", to_string=True)
         text = gdb.execute("x/16i jump_fcontext", to_string=True)
     except gdb.error:
         return "weft-bt: warning: jump_fcontext not found; assuming Boost 1.81's register layout\n"
+    finally:
+        if flavor is not None:
+            gdb.execute("set disassembly-flavor " + flavor, to_string=True)
     if all(re.search(pat, text) for pat in arch["check"]):
         return ""
     return "weft-bt: warning: jump_fcontext does not look like Boost 1.81's; the backtrace may be wrong\n"
@@ -379,7 +387,6 @@ def fiber_backtrace(fiber, bt_args=""):
     counts = [w for w in words if re.fullmatch(r"-?\d+", w)]
     options = " ".join(w for w in words if w not in counts)
     arch = _arch()
-    warning = _check_layout(arch)
     _UNWINDER.saved = {"arch": arch, "regs": _saved_registers(arch, fiber.fctx())}
     gdb.invalidate_cached_frames()
     try:
@@ -402,7 +409,7 @@ def fiber_backtrace(fiber, bt_args=""):
     if counts:
         n = int(counts[0])
         frames = frames[:n] if n >= 0 else frames[n:]
-    return warning + "".join(line + "\n" for f in frames for line in f)
+    return "".join(line + "\n" for f in frames for line in f)
 
 
 # --- commands -----------------------------------------------------------------
@@ -453,6 +460,7 @@ has no stack yet. Extra words are passed to `backtrace` (`weft-bt 2 full`)."""
         if not words:
             raise WeftError("usage: weft-bt ID|NAME|all [backtrace options]")
         options = " ".join(words[1:])
+        gdb.write(check_layout())
         if words[0] != "all":
             error = self._show(self._find(words[0]), options)
             if error:
