@@ -128,15 +128,18 @@ def _field_names(t):
 
 
 def _site(loc):
-    """file:line of a std::source_location (libstdc++: a pointer to its data)."""
+    """file:line of a std::source_location, or of one in a std::atomic
+    (libstdc++: a pointer, _M_impl, to the file, function, line, column)."""
     try:
+        while "_M_impl" not in _field_names(loc.type):
+            loc = loc[_data_fields(loc.type.strip_typedefs())[0]]
         impl = loc["_M_impl"]
         if int(impl) == 0:
             return ""
         impl = impl.dereference()
         path = _c_string(impl["_M_file_name"])
         return "%s:%d" % (path.rsplit("/", 1)[-1], int(impl["_M_line"]))
-    except gdb.error:
+    except (gdb.error, IndexError):
         return ""
 
 
@@ -194,7 +197,7 @@ class Fiber:
             self.held = [a for a in (int(_scalar(held[i])) for i in range(lo, hi + 1)) if a]
         self.site = ""
         if "site_" in _field_names(core_type):
-            self.site = _site(_scalar(_member(core, core_type, "site_")))
+            self.site = _site(_member(core, core_type, "site_"))
 
     def flag_text(self):
         out = []
