@@ -46,18 +46,19 @@ std::string gdb(const std::string& args) {
 }
 
 struct Ids {
-  unsigned long long main = 0, sleeper = 0, waiter = 0;
+  unsigned long long main = 0, sleeper = 0, waiter = 0, shielded = 0;
 };
 
 // ids() reads the line parked_fiber.cpp prints before stopping.
 Ids ids(const std::string& text) {
   Ids ids;
   std::smatch m;
-  const std::regex re(R"(weft-gdb-ids main=(\d+) sleeper=(\d+) waiter=(\d+))");
+  const std::regex re(R"(weft-gdb-ids main=(\d+) sleeper=(\d+) waiter=(\d+) shielded=(\d+))");
   if (std::regex_search(text, m, re)) {
     ids.main = std::stoull(m[1]);
     ids.sleeper = std::stoull(m[2]);
     ids.waiter = std::stoull(m[3]);
+    ids.shielded = std::stoull(m[4]);
   }
   return ids;
 }
@@ -80,7 +81,15 @@ void check_listing(const std::string& text, const Ids& id) {
   EXPECT_TRUE(
       std::regex_search(text, std::regex("sleeper +- +sleep( at parked_fiber\\.cpp:\\d+)?\\n")))
       << text;
-  EXPECT_NE(text.find("\n3 fibers\n"), std::string::npos) << text;
+  // A grandchild, indented under its parent, interrupted behind its mask.
+  const std::string waiter = "#" + std::to_string(id.waiter);
+  EXPECT_TRUE(std::regex_search(text, row(id.shielded, waiter, "parked", "shielded"))) << text;
+  EXPECT_TRUE(std::regex_search(text, std::regex("\\n {6}#" + std::to_string(id.shielded) + " ")))
+      << text;
+  EXPECT_TRUE(std::regex_search(
+      text, std::regex("shielded +interrupt-pending by " + waiter + ",masked +Deferred::await")))
+      << text;
+  EXPECT_NE(text.find("\n4 fibers\n"), std::string::npos) << text;
 }
 
 // check_backtrace() checks weft-bt's output for the sleeper in `text`.

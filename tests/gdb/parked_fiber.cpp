@@ -1,32 +1,22 @@
-// The program tests/test_gdb.cpp runs under gdb: a runtime whose root fiber
-// ("gdb-main") forks "sleeper", parked in this_fiber::sleep_for inside
-// weft_gdb_sleeper_body(), and "waiter", parked on a Deferred inside
-// weft_gdb_waiter_body(). Once both are parked the root calls
-// weft_gdb_stop_here(), where the test's gdb has a breakpoint; the root is
-// then the running fiber. Run alone, it just ends both fibers and exits 0.
+// The program tests/test_gdb.cpp runs under gdb. Its root fiber "gdb-main"
+// forks
+//   "sleeper", parked in this_fiber::sleep_for inside weft_gdb_sleeper_body();
+//   "waiter", parked on a Deferred inside weft_gdb_waiter_body(), which first
+//     forks "shielded" (uninterruptible, parked on the same Deferred) and
+//     interrupts it: the request stays pending behind the mask.
+// Once all three are parked the root calls weft_gdb_stop_here(), where the
+// test's gdb has a breakpoint; the root is then the running fiber. Run alone,
+// the program ends them all and exits 0.
 //
-// It prints the fiber ids first ("weft-gdb-ids main=1 sleeper=2 waiter=3"),
-// so the test knows which numbers gdb should show.
+// It prints the fiber ids first ("weft-gdb-ids main=1 sleeper=2 waiter=3
+// shielded=4"), so the test knows which numbers gdb should show.
 #include <weft/weft.hpp>
 
-#include "fiber/fiber_control.hpp"  // run_state(), to wait until both are parked
+#include "fiber/fiber_control.hpp"  // run_state(), to wait until they are parked
 
 #include <chrono>
 #include <cstdio>
 #include <stdexcept>
-
-// Not static, never inlined: the test looks for these names in weft-bt's
-// backtraces and sets a breakpoint on the last one.
-[[gnu::noinline]] void weft_gdb_sleeper_body() {
-  weft::this_fiber::sleep_for(std::chrono::hours(24));  // ended by an interrupt
-}
-
-[[gnu::noinline]] int weft_gdb_waiter_body(weft::Deferred<int>& gate) { return gate.await(); }
-
-[[gnu::noinline]] void weft_gdb_stop_here() { asm volatile("" ::: "memory"); }
-
-// The sleeper's id, for the test's gdb: `eval "weft-bt %d", weft_gdb_sleeper_id`.
-volatile unsigned long long weft_gdb_sleeper_id = 0;
 
 namespace {
 
@@ -38,19 +28,47 @@ bool parked(const weft::Fiber<T>& f) {
 
 }  // namespace
 
+// Not static, never inlined: the test looks for these names in weft-bt's
+// backtraces and sets a breakpoint on weft_gdb_stop_here.
+[[gnu::noinline]] void weft_gdb_sleeper_body() {
+  weft::this_fiber::sleep_for(std::chrono::hours(24));  // ended by an interrupt
+}
+
+[[gnu::noinline]] int weft_gdb_shielded_body(weft::Deferred<int>& gate) { return gate.await(); }
+
+[[gnu::noinline]] int weft_gdb_waiter_body(weft::Deferred<int>& gate,
+                                           weft::Deferred<weft::FiberId>& shielded_id) {
+  weft::Fiber<int> shielded = weft::fork([&gate] { return weft_gdb_shielded_body(gate); },
+                                         {.name = "shielded", .uninterruptible = true});
+  while (!parked(shielded)) weft::this_fiber::yield();
+  shielded.interrupt_fork();  // pending: it waits masked
+  shielded_id.succeed(shielded.id());
+  const int value = gate.await();
+  (void)shielded.await();  // it ends with the gate's value or interrupted; either will do
+  return value;
+}
+
+[[gnu::noinline]] void weft_gdb_stop_here() { asm volatile("" ::: "memory"); }
+
+// The sleeper's id, for the test's gdb: `eval "weft-bt %d", weft_gdb_sleeper_id`.
+volatile unsigned long long weft_gdb_sleeper_id = 0;
+
 int main() {
   weft::Runtime runtime({.workers = 2});
   weft::Exit<void> e = runtime.block_on(
       [] {
         weft::Deferred<int> gate;
+        weft::Deferred<weft::FiberId> shielded_id;
         weft::Fiber<void> sleeper = weft::fork(weft_gdb_sleeper_body, {.name = "sleeper"});
         weft::Fiber<int> waiter =
-            weft::fork([&gate] { return weft_gdb_waiter_body(gate); }, {.name = "waiter"});
+            weft::fork([&] { return weft_gdb_waiter_body(gate, shielded_id); }, {.name = "waiter"});
+        const weft::FiberId shielded = shielded_id.await();
         while (!parked(sleeper) || !parked(waiter)) weft::this_fiber::yield();
-        std::printf("weft-gdb-ids main=%llu sleeper=%llu waiter=%llu\n",
+        std::printf("weft-gdb-ids main=%llu sleeper=%llu waiter=%llu shielded=%llu\n",
                     static_cast<unsigned long long>(weft::this_fiber::id().value()),
                     static_cast<unsigned long long>(sleeper.id().value()),
-                    static_cast<unsigned long long>(waiter.id().value()));
+                    static_cast<unsigned long long>(waiter.id().value()),
+                    static_cast<unsigned long long>(shielded.value()));
         std::fflush(stdout);
         weft_gdb_sleeper_id = sleeper.id().value();
         weft_gdb_stop_here();

@@ -195,16 +195,25 @@ class Fiber:
             held = control["held_"]
             lo, hi = held.type.strip_typedefs().range()
             self.held = [a for a in (int(_scalar(held[i])) for i in range(lo, hi + 1)) if a]
+        self.interruptors = []
+        if self.flags & 3:  # who asked (a std::vector<FiberId>, libstdc++ layout)
+            try:
+                v = control["interruptors_"]["_M_impl"]
+                begin, end = v["_M_start"], v["_M_finish"]
+                self.interruptors = [int((begin + i).dereference()["value_"]) for i in range(min(int(end - begin), 8))]
+            except gdb.error:
+                pass
         self.site = ""
         if "site_" in _field_names(core_type):
             self.site = _site(_member(core, core_type, "site_"))
 
     def flag_text(self):
         out = []
+        by = "".join(" by #%d" % i for i in self.interruptors)
         if self.flags & 2:
-            out.append("interrupting")
+            out.append("interrupting" + by)
         elif self.flags & 1:
-            out.append("interrupt-pending")
+            out.append("interrupt-pending" + by)
         if self.finalizing:
             out.append("finalizing")
         if self.masked:
@@ -422,27 +431,37 @@ class InfoWeftFibers(gdb.Command):
     """List every live fiber of every weft runtime: info weft-fibers
 
 Columns: id (indented under its parent), parent, state (runnable, running,
-parking, parked, notified, done), worker (the last one it ran on), name,
-flags (interrupt-pending, interrupting, masked), and what it is blocked on.
-Reads memory only, so it works on a core file."""
+parking, parked, notified), worker (the one it runs or last ran on), name,
+flags (interrupt-pending or interrupting, and by whom; finalizing; masked),
+and what it waits in. Reads memory only, so it works on a core file."""
+
+    HEADER = ("  id", "parent", "state", "worker", "name", "flags", "waiting in")
 
     def __init__(self):
         super().__init__("info weft-fibers", gdb.COMMAND_STACK)
 
     def invoke(self, arg, from_tty):
-        last_runtime = None
-        total = 0
-        fmt = "%-12s %-7s %-9s %-6s %-16s %-18s %s\n"
+        runtimes = []  # [(address, [row])] in walk order
         for f in fibers():
-            if f.runtime != last_runtime:
-                last_runtime = f.runtime
-                gdb.write("runtime 0x%x\n" % f.runtime)
-                gdb.write(fmt % ("  id", "parent", "state", "worker", "name", "flags", "waiting in"))
-            ident = "  " + "  " * f.depth + "#%d" % f.id
-            parent = "#%d" % f.parent if f.parent else "-"
-            worker = "-" if f.worker is None else str(f.worker)
-            gdb.write(fmt % (ident, parent, f.state, worker, f.name or "-", f.flag_text() or "-", f.wait_text() or "-"))
-            total += 1
+            if not runtimes or runtimes[-1][0] != f.runtime:
+                runtimes.append((f.runtime, []))
+            runtimes[-1][1].append(
+                (
+                    "  " + "  " * f.depth + "#%d" % f.id,
+                    "#%d" % f.parent if f.parent else "-",
+                    f.state,
+                    "-" if f.worker is None else str(f.worker),
+                    f.name or "-",
+                    f.flag_text() or "-",
+                    f.wait_text() or "-",
+                )
+            )
+        for addr, rows in runtimes:
+            gdb.write("runtime 0x%x\n" % addr)
+            widths = [max(len(r[i]) for r in rows + [self.HEADER]) for i in range(len(self.HEADER) - 1)]
+            for r in [self.HEADER] + rows:
+                gdb.write("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] + "\n")
+        total = sum(len(rows) for _, rows in runtimes)
         gdb.write("%d fiber%s\n" % (total, "" if total == 1 else "s"))
 
 
