@@ -63,7 +63,9 @@ AARCH64 = {
     "pc": "pc",
     "sp": "sp",
     "size": 0xB0,
-    "slots": dict([("x%d" % (19 + i), 0x40 + 8 * i) for i in range(10)] + [("x29", 0x90), ("x30", 0x98)]),
+    "slots": dict(
+        [("x%d" % (19 + i), 0x40 + 8 * i) for i in range(10)] + [("x29", 0x90), ("x30", 0x98)]
+    ),
     "pc_slot": 0xA0,
     "check": [r"sub\s+sp, sp, #0xb0", r"stp\s+x29, x30, \[sp, #144\]|stp\s+x29, x30, \[sp, #0x90\]"],
 }
@@ -200,7 +202,8 @@ class Fiber:
             try:
                 v = control["interruptors_"]["_M_impl"]
                 begin, end = v["_M_start"], v["_M_finish"]
-                self.interruptors = [int((begin + i).dereference()["value_"]) for i in range(min(int(end - begin), 8))]
+                n = min(int(end - begin), 8)
+                self.interruptors = [int((begin + i).dereference()["value_"]) for i in range(n)]
             except gdb.error:
                 pass
         self.site = ""
@@ -242,7 +245,8 @@ def _registry_head():
         return gdb.parse_and_eval(REGISTRY)
     except gdb.error as e:
         raise WeftError(
-            "weft: cannot read %s (%s): is weft linked into this program, with debug info (-g)?" % (REGISTRY, e)
+            "weft: cannot read %s (%s): is weft linked into this program, "
+            "with debug info (-g)?" % (REGISTRY, e)
         )
 
 
@@ -344,7 +348,10 @@ def check_layout():
             gdb.execute("set disassembly-flavor " + flavor, to_string=True)
     if all(re.search(pat, text) for pat in arch["check"]):
         return ""
-    return "weft-bt: warning: jump_fcontext does not look like Boost 1.81's; the backtrace may be wrong\n"
+    return (
+        "weft-bt: warning: jump_fcontext does not look like Boost 1.81's; "
+        "the backtrace may be wrong\n"
+    )
 
 
 class _FrameId:
@@ -519,7 +526,10 @@ has no stack yet. Extra words are passed to `backtrace` (`weft-bt 2 full`)."""
         for addr, sched in runtimes():
             if addr == fiber.runtime and fiber.worker is not None:
                 thread = _worker_threads(sched).get(fiber.worker)
-        how = "`thread %d` then `bt`" % thread if thread is not None else "its thread (weft/%s) and `bt`" % fiber.worker
+        if thread is not None:
+            how = "`thread %d` then `bt`" % thread
+        else:
+            how = "its thread (weft/%s) and `bt`" % fiber.worker
         return "weft-bt: fiber #%d is %s on worker %s, so its stack is that thread's: use %s" % (
             fiber.id,
             fiber.state,
