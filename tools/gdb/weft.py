@@ -212,7 +212,7 @@ class Fiber:
 
     def flag_text(self):
         out = []
-        by = "".join(" by #%d" % i for i in self.interruptors)
+        by = "(%s)" % ",".join("#%d" % i for i in self.interruptors) if self.interruptors else ""
         if self.flags & 2:
             out.append("interrupting" + by)
         elif self.flags & 1:
@@ -439,7 +439,8 @@ class InfoWeftFibers(gdb.Command):
 
 Columns: id (indented under its parent), parent, state (runnable, running,
 parking, parked, notified), worker (the one it runs or last ran on), name,
-flags (interrupt-pending or interrupting, and by whom; finalizing; masked),
+flags (interrupt-pending or interrupting, with the fibers that asked in
+parentheses; finalizing; masked),
 and what it waits in. Reads memory only, so it works on a core file."""
 
     HEADER = ("  id", "parent", "state", "worker", "name", "flags", "waiting in")
