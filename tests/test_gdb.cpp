@@ -52,7 +52,7 @@ std::string gdb(const std::string& args) {
 }
 
 struct Ids {
-  unsigned long long main = 0, sleeper = 0, waiter = 0, shielded = 0;
+  unsigned long long main = 0, sleeper = 0, waiter = 0, shielded = 0, locker = 0;
 };
 
 // ids() reads the line parked_fiber.cpp prints before stopping.
@@ -60,8 +60,9 @@ Ids ids(const std::string& text) {
   Ids ids;
   const std::size_t at = text.find("weft-gdb-ids ");
   if (at != std::string::npos)
-    std::sscanf(text.c_str() + at, "weft-gdb-ids main=%llu sleeper=%llu waiter=%llu shielded=%llu",
-                &ids.main, &ids.sleeper, &ids.waiter, &ids.shielded);
+    std::sscanf(text.c_str() + at,
+                "weft-gdb-ids main=%llu sleeper=%llu waiter=%llu shielded=%llu locker=%llu",
+                &ids.main, &ids.sleeper, &ids.waiter, &ids.shielded, &ids.locker);
   return ids;
 }
 
@@ -105,6 +106,14 @@ bool has_line(const std::string& text, std::initializer_list<std::string> parts)
   return false;
 }
 
+// waiting() is the "waiting in" column of fiber `id` ("" when absent).
+std::string waiting(const std::string& text, unsigned long long id) {
+  const Row r = row(text, id);
+  std::string out;
+  for (std::size_t i = 6; i < r.columns.size(); ++i) out += (i > 6 ? " " : "") + r.columns[i];
+  return out;
+}
+
 // check_row() checks a fiber's id, parent, state, worker, name and flags.
 void check_row(const std::string& text, unsigned long long id, const std::string& parent,
                const std::string& state, const std::string& name, const std::string& flags) {
@@ -128,11 +137,21 @@ void check_listing(const std::string& text, const Ids& id) {
   check_row(text, id.shielded, waiter, "parked", "shielded",
             "interrupt-pending(" + waiter + "),masked");
   EXPECT_EQ(row(text, id.main).indent + 4, row(text, id.shielded).indent) << text;
-  // What each waits in (" at parked_fiber.cpp:N" follows where the build
-  // records call sites).
-  EXPECT_EQ(row(text, id.sleeper).columns[6], "sleep") << text;
-  EXPECT_EQ(row(text, id.waiter).columns[6], "Deferred::await") << text;
-  EXPECT_NE(text.find("\n4 fibers\n"), std::string::npos) << text;
+  // What each waits in, on which object, from which line of parked_fiber.cpp.
+  EXPECT_EQ(waiting(text, id.sleeper).rfind("sleep at parked_fiber.cpp:", 0), 0u) << text;
+  EXPECT_EQ(waiting(text, id.waiter).rfind("Deferred::await on 0x", 0), 0u) << text;
+  EXPECT_NE(waiting(text, id.waiter).find(" at parked_fiber.cpp:"), std::string::npos) << text;
+  EXPECT_EQ(waiting(text, id.main).rfind("last yield point at parked_fiber.cpp:", 0), 0u) << text;
+  // The Mutex "locker" waits for is held by the root, and both lines say so.
+  check_row(text, id.locker, main, "parked", "locker", "-");
+  const std::string locker = waiting(text, id.locker);
+  EXPECT_EQ(locker.rfind("Mutex::lock on 0x", 0), 0u) << text;
+  EXPECT_EQ(locker.size() - locker.rfind(" held by " + main), (" held by " + main).size()) << text;
+  const std::string prefix = "Mutex::lock on ";
+  const std::string mutex =
+      locker.substr(prefix.size(), locker.find(' ', prefix.size()) - prefix.size());
+  EXPECT_NE(waiting(text, id.main).find("; holds Mutex " + mutex), std::string::npos) << text;
+  EXPECT_NE(text.find("\n5 fibers\n"), std::string::npos) << text;
 }
 
 // check_backtrace() checks weft-bt's output for the sleeper in `text`.

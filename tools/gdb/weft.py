@@ -223,8 +223,10 @@ class Fiber:
             out.append("masked")
         return ",".join(out)
 
-    def wait_text(self):
-        """What it waits in and on, where: `receive on 0x... at server.cpp:42`."""
+    def wait_text(self, holders):
+        """What it waits in and on, where, and who holds the Mutex it waits
+        for (holders: {Mutex address: fiber id}):
+        `Mutex::lock on 0x... at server.cpp:42 held by #7`."""
         text = self.blocked_on
         if text and self.object:
             text += " on 0x%x" % self.object
@@ -232,6 +234,8 @@ class Fiber:
             text += "last yield point at " + self.site
         elif self.site:
             text += (" at " if text else "at ") + self.site
+        if text and self.object in holders:
+            text += " held by #%d" % holders[self.object]
         for m in self.held:
             text += "%sholds Mutex 0x%x" % ("; " if text else "", m)
         return text
@@ -450,7 +454,9 @@ and what it waits in. Reads memory only, so it works on a core file."""
 
     def invoke(self, arg, from_tty):
         runtimes = []  # [(address, [row])] in walk order
-        for f in fibers():
+        all_fibers = list(fibers())
+        holders = {m: f.id for f in all_fibers for m in f.held}
+        for f in all_fibers:
             if not runtimes or runtimes[-1][0] != f.runtime:
                 runtimes.append((f.runtime, []))
             runtimes[-1][1].append(
@@ -461,7 +467,7 @@ and what it waits in. Reads memory only, so it works on a core file."""
                     "-" if f.worker is None else str(f.worker),
                     f.name or "-",
                     f.flag_text() or "-",
-                    f.wait_text() or "-",
+                    f.wait_text(holders) or "-",
                 )
             )
         for addr, rows in runtimes:
