@@ -31,8 +31,12 @@ bool parked(const weft::Fiber<T>& f) {
 
 // Not static, never inlined: the test looks for these names in weft-bt's
 // backtraces and sets a breakpoint on weft_gdb_stop_here.
+// A day in sleep_for's own type: no chrono conversion is inlined at the call,
+// so even at -O1 gdb gives the call's return address this file's line.
+constexpr std::chrono::nanoseconds kDay = std::chrono::hours(24);
+
 [[gnu::noinline]] void weft_gdb_sleeper_body() {
-  weft::this_fiber::sleep_for(std::chrono::hours(24));  // ended by an interrupt
+  weft::this_fiber::sleep_for(kDay);  // ended by an interrupt
 }
 
 [[gnu::noinline]] int weft_gdb_shielded_body(weft::Deferred<int>& gate) { return gate.await(); }
