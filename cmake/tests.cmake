@@ -81,3 +81,17 @@ add_test(NAME test_trace_viewer
   COMMAND "${Python3_EXECUTABLE}" "${PROJECT_SOURCE_DIR}/tests/test_trace_viewer.py")
 set_tests_properties(test_trace_viewer PROPERTIES TIMEOUT 120 LABELS test_trace_viewer)
 # ---- end test_trace_viewer
+
+# ---- test_gdb (issue 14): tools/gdb/weft.py
+# test_gdb runs gdb with the extension against gdb_parked_fiber (a runtime
+# with parked fibers that stops at a breakpoint), live and from a core file.
+# The definitions tell it where the program and the script are.
+add_executable(gdb_parked_fiber "${PROJECT_SOURCE_DIR}/tests/gdb/parked_fiber.cpp")
+target_include_directories(gdb_parked_fiber PRIVATE "${PROJECT_SOURCE_DIR}/src")
+target_link_libraries(gdb_parked_fiber PRIVATE weft)
+weft_target_warnings(gdb_parked_fiber)
+add_dependencies(test_gdb gdb_parked_fiber)
+target_compile_definitions(test_gdb PRIVATE
+  "WEFT_GDB_PROGRAM=\"$<TARGET_FILE:gdb_parked_fiber>\""
+  "WEFT_GDB_SCRIPT=\"${PROJECT_SOURCE_DIR}/tools/gdb/weft.py\"")
+# ---- end test_gdb

@@ -8,13 +8,14 @@ set -euo pipefail
 # with 1.81, and the Boost.Fiber peer needs 1.81). clang-14 builds the
 # clang-dev and fuzz presets; libclang-rt-14-dev carries its sanitizer
 # runtimes and libFuzzer. python3 runs tools/weft-trace (the offline trace
-# viewer) and its test.
+# viewer) and its test. gdb runs test_gdb (tools/gdb/weft.py).
 packages=(
   build-essential cmake ninja-build
   libboost-context1.81-dev libfmt-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-14 libclang-rt-14-dev
   python3
+  gdb
 )
 
 missing=()

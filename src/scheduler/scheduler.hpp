@@ -9,6 +9,7 @@
 #include "context/context.hpp"
 #include "context/stack.hpp"
 #include "io/blocking_pool.hpp"
+#include "runtime/debug_registry.hpp"
 #include "scheduler/chase_lev_deque.hpp"
 #include "scheduler/monitor.hpp"
 #include "timer/timer_heap.hpp"
@@ -288,6 +289,11 @@ class Scheduler {
   // blocking_pool() runs weft::blocking() calls of this runtime's fibers.
   BlockingPool& blocking_pool() noexcept { return blocking_pool_; }
   const BlockingPool& blocking_pool() const noexcept { return blocking_pool_; }
+
+ private:
+  // Lists this runtime for debuggers (tools/gdb/weft.py). Last member: built
+  // after, and destroyed before, everything a debugger reads through it.
+  DebugRegistration debug_registration_{this};
 };
 
 // current_worker_any() is this thread's worker of any scheduler, or nullptr.
