@@ -382,7 +382,7 @@ TEST_P(TraceTest, test_trace_file_has_the_promised_events) {
 TEST_P(TraceTest, test_trace_many_events_stay_valid_json) {
   const std::string path = ::testing::TempDir() + "weft_trace_many_" + std::to_string(::getpid()) +
                            "_" + std::to_string(GetParam()) + ".json";
-  constexpr int kFibers = 2000;
+  constexpr int kFibers = 500;
   {
     RuntimeOptions o;
     o.workers = GetParam();
