@@ -301,7 +301,12 @@ void FiberControl::publish(const Cause& cause) noexcept {
 
 void FiberControl::complete_unstarted() noexcept {
   note_delivered();  // the interrupt ends it before its first run
-  core_.destroy_callable();
+  Tracer* const t = scheduler_->tracer();
+  if (t != nullptr) [[unlikely]]
+    t->finalizer(scheduler_->current_worker(), *this, /*start=*/true);
+  core_.destroy_callable();  // its captures are its only finalizers
+  if (t != nullptr) [[unlikely]]
+    t->finalizer(scheduler_->current_worker(), *this, /*start=*/false);
   publish(interrupt_cause());
 }
 
