@@ -329,13 +329,18 @@ TEST_P(TraceTest, test_trace_file_has_the_promised_events) {
   EXPECT_FALSE(
       events_named(*events, "fiber " + std::to_string(ids.sleeper) + " sleeper", "X").empty());
 
-  // park with what; the sleeper parked in a sleep, the consumer in receive.
+  // park with what and site; the sleeper parked in a sleep, the consumer in receive.
   const Json* park_sleeper = event_for(*events, "park", ids.sleeper);
   ASSERT_NE(park_sleeper, nullptr);
   EXPECT_EQ(park_sleeper->args().str("what"), "sleep");
   const Json* park_consumer = event_for(*events, "park", ids.consumer);
   ASSERT_NE(park_consumer, nullptr);
   EXPECT_EQ(park_consumer->args().str("what"), "Channel::receive");
+  // The call sites are this file's lines (the last path component).
+  EXPECT_EQ(park_consumer->args().str("site").rfind("test_trace.cpp:", 0), 0u)
+      << park_consumer->args().str("site");
+  EXPECT_EQ(park_sleeper->args().str("site").rfind("test_trace.cpp:", 0), 0u)
+      << park_sleeper->args().str("site");
 
   // The interrupt of the sleeper: requested by main, delivered, flows paired.
   const Json* requested = event_for(*events, "interrupt requested", ids.sleeper);

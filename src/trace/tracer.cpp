@@ -112,8 +112,7 @@ void Tracer::flush(std::string& text) {
 }
 
 void Tracer::instant(Worker* w, const char* name, std::uint64_t fiber,
-                     const std::string& extra_args) {
-  const std::int64_t ts = now_ns();
+                     const std::string& extra_args, std::int64_t ts) {
   append(w, [&](std::string& out) {
     fmt::format_to(std::back_inserter(out),
                    ",\n{{\"ph\":\"i\",\"s\":\"t\",\"name\":\"{}\",\"pid\":1,\"tid\":{},\"ts\":{},"
@@ -171,8 +170,9 @@ void Tracer::wake(Worker* w, const FiberControl& f) {
   const FiberCore* waker = current_fiber();
   const std::uint64_t by = waker != nullptr ? waker->id().value() : 0;
   const std::uint64_t id = next_flow_.fetch_add(1, std::memory_order_relaxed);
-  instant(w, "wake", f.id().value(), fmt::format(",\"by\":{}", by));
-  flow(w, true, "wake", id, now_ns());
+  const std::int64_t ts = now_ns();  // the event and its flow's start at one time
+  instant(w, "wake", f.id().value(), fmt::format(",\"by\":{}", by), ts);
+  flow(w, true, "wake", id, ts);
   set_pending(f.id().value(), 0, id);
 }
 
@@ -182,14 +182,16 @@ void Tracer::steal(Worker& w, const FiberControl& f, unsigned from) {
 
 void Tracer::interrupt_requested(Worker* w, const FiberControl& f, FiberId by) {
   const std::uint64_t id = next_flow_.fetch_add(1, std::memory_order_relaxed);
-  instant(w, "interrupt requested", f.id().value(), fmt::format(",\"by\":{}", by.value()));
-  flow(w, true, "interrupt", id, now_ns());
+  const std::int64_t ts = now_ns();
+  instant(w, "interrupt requested", f.id().value(), fmt::format(",\"by\":{}", by.value()), ts);
+  flow(w, true, "interrupt", id, ts);
   set_pending(f.id().value(), 1, id);
 }
 
 void Tracer::interrupt_delivered(Worker* w, const FiberControl& f) {
-  instant(w, "interrupt delivered", f.id().value(), std::string());
-  if (std::uint64_t id = take_pending(f.id().value(), 1)) flow(w, false, "interrupt", id, now_ns());
+  const std::int64_t ts = now_ns();
+  instant(w, "interrupt delivered", f.id().value(), std::string(), ts);
+  if (std::uint64_t id = take_pending(f.id().value(), 1)) flow(w, false, "interrupt", id, ts);
 }
 
 void Tracer::finalizer(Worker* w, const FiberControl& f, bool start) {
