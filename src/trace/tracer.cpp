@@ -14,9 +14,8 @@ namespace weft::detail {
 
 namespace {
 
-// json_string() appends s as a JSON string literal (quotes included).
-void json_string(std::string& out, std::string_view s) {
-  out += '"';
+// json_escape() appends s escaped for the inside of a JSON string literal.
+void json_escape(std::string& out, std::string_view s) {
   for (char c : s) {
     switch (c) {
       case '"':
@@ -33,19 +32,21 @@ void json_string(std::string& out, std::string_view s) {
         }
     }
   }
-  out += '"';
 }
 
-std::string quoted(std::string_view s) {
-  std::string out;
-  json_string(out, s);
-  return out;
+// json_string() appends s as a JSON string literal (quotes included).
+void json_string(std::string& out, std::string_view s) {
+  out += '"';
+  json_escape(out, s);
+  out += '"';
 }
 
 unsigned tid_of(const Worker* w) noexcept { return w != nullptr ? w->index() + 1 : 0; }
 
-// ts_us() formats nanoseconds as the format's microseconds.
-std::string ts_us(std::int64_t ns) { return fmt::format("{}.{:03}", ns / 1000, ns % 1000); }
+// put_ts() appends nanoseconds as the format's microseconds.
+void put_ts(std::string& out, std::int64_t ns) {
+  fmt::format_to(std::back_inserter(out), "{}.{:03}", ns / 1000, ns % 1000);
+}
 
 const char* exit_name(ExitKind k) noexcept {
   switch (k) {
@@ -111,29 +112,40 @@ void Tracer::flush(std::string& text) {
   text.clear();  // keeps its capacity: the next events do not allocate
 }
 
-void Tracer::instant(Worker* w, const char* name, std::uint64_t fiber,
-                     const std::string& extra_args, std::int64_t ts) {
+template <class Args>
+void Tracer::instant(Worker* w, const char* name, std::uint64_t fiber, std::int64_t ts, Args args) {
   append(w, [&](std::string& out) {
     fmt::format_to(std::back_inserter(out),
-                   ",\n{{\"ph\":\"i\",\"s\":\"t\",\"name\":\"{}\",\"pid\":1,\"tid\":{},\"ts\":{},"
-                   "\"args\":{{\"fiber\":{}{}}}}}",
-                   name, tid_of(w), ts_us(ts), fiber, extra_args);
+                   ",\n{{\"ph\":\"i\",\"s\":\"t\",\"name\":\"{}\",\"pid\":1,\"tid\":{},\"ts\":",
+                   name, tid_of(w));
+    put_ts(out, ts);
+    fmt::format_to(std::back_inserter(out), ",\"args\":{{\"fiber\":{}", fiber);
+    args(out);
+    out += "}}";
   });
+}
+
+void Tracer::instant(Worker* w, const char* name, std::uint64_t fiber) {
+  instant(w, name, fiber, now_ns(), [](std::string&) {});
 }
 
 void Tracer::flow(Worker* w, bool start, const char* kind, std::uint64_t id, std::int64_t ts) {
   append(w, [&](std::string& out) {
     fmt::format_to(std::back_inserter(out),
                    ",\n{{\"ph\":\"{}\",{}\"cat\":\"{}\",\"name\":\"{}\",\"id\":{},\"pid\":1,"
-                   "\"tid\":{},\"ts\":{}}}",
-                   start ? "s" : "f", start ? "" : "\"bp\":\"e\",", kind, kind, id, tid_of(w),
-                   ts_us(ts));
+                   "\"tid\":{},\"ts\":",
+                   start ? "s" : "f", start ? "" : "\"bp\":\"e\",", kind, kind, id, tid_of(w));
+    put_ts(out, ts);
+    out += '}';
   });
 }
 
 void Tracer::fork(Worker* w, const FiberControl& f, std::uint64_t parent) {
-  instant(w, "fork", f.id().value(),
-          fmt::format(",\"name\":{},\"parent\":{}", quoted(f.name()), parent));
+  instant(w, "fork", f.id().value(), now_ns(), [&](std::string& out) {
+    out += ",\"name\":";
+    json_string(out, f.name());
+    fmt::format_to(std::back_inserter(out), ",\"parent\":{}", parent);
+  });
 }
 
 std::int64_t Tracer::run_begin(Worker& w, const FiberControl& f) {
@@ -145,25 +157,33 @@ std::int64_t Tracer::run_begin(Worker& w, const FiberControl& f) {
 void Tracer::run_end(Worker& w, const FiberControl& f, std::int64_t start_ns) {
   const std::int64_t end = now_ns();
   append(&w, [&](std::string& out) {
-    out += ",\n{\"ph\":\"X\",\"name\":";
-    json_string(out, f.name().empty() ? fmt::format("fiber {}", f.id().value())
-                                      : fmt::format("fiber {} {}", f.id().value(), f.name()));
+    fmt::format_to(std::back_inserter(out), ",\n{{\"ph\":\"X\",\"name\":\"fiber {}",
+                   f.id().value());
+    if (!f.name().empty()) {
+      out += ' ';
+      json_escape(out, f.name());
+    }
     fmt::format_to(std::back_inserter(out),
-                   ",\"cat\":\"run\",\"pid\":1,\"tid\":{},\"ts\":{},\"dur\":{},"
-                   "\"args\":{{\"fiber\":{}}}}}",
-                   tid_of(&w), ts_us(start_ns), ts_us(end - start_ns), f.id().value());
+                   "\",\"cat\":\"run\",\"pid\":1,\"tid\":{},\"ts\":", tid_of(&w));
+    put_ts(out, start_ns);
+    out += ",\"dur\":";
+    put_ts(out, end - start_ns);
+    fmt::format_to(std::back_inserter(out), ",\"args\":{{\"fiber\":{}}}}}", f.id().value());
   });
 }
 
 void Tracer::park(Worker* w, const FiberControl& f, const char* what, const char* file,
                   unsigned line) {
-  std::string args = ",\"what\":" + quoted(what != nullptr ? what : "wait");
-  if (file != nullptr) {  // the last path component, as Runtime::dump() prints it
+  instant(w, "park", f.id().value(), now_ns(), [&](std::string& out) {
+    out += ",\"what\":";
+    json_string(out, what != nullptr ? what : "wait");
+    if (file == nullptr) return;
+    // The last path component, as Runtime::dump() prints it.
     const std::string_view path(file);
-    const std::string_view base = path.substr(path.find_last_of('/') + 1);
-    args += ",\"site\":" + quoted(fmt::format("{}:{}", base, line));
-  }
-  instant(w, "park", f.id().value(), args);
+    out += ",\"site\":\"";
+    json_escape(out, path.substr(path.find_last_of('/') + 1));
+    fmt::format_to(std::back_inserter(out), ":{}\"", line);
+  });
 }
 
 void Tracer::wake(Worker* w, const FiberControl& f) {
@@ -171,36 +191,42 @@ void Tracer::wake(Worker* w, const FiberControl& f) {
   const std::uint64_t by = waker != nullptr ? waker->id().value() : 0;
   const std::uint64_t id = next_flow_.fetch_add(1, std::memory_order_relaxed);
   const std::int64_t ts = now_ns();  // the event and its flow's start at one time
-  instant(w, "wake", f.id().value(), fmt::format(",\"by\":{}", by), ts);
+  instant(w, "wake", f.id().value(), ts,
+          [&](std::string& out) { fmt::format_to(std::back_inserter(out), ",\"by\":{}", by); });
   flow(w, true, "wake", id, ts);
   set_pending(f.id().value(), 0, id);
 }
 
 void Tracer::steal(Worker& w, const FiberControl& f, unsigned from) {
-  instant(&w, "steal", f.id().value(), fmt::format(",\"from\":{}", from));
+  instant(&w, "steal", f.id().value(), now_ns(),
+          [&](std::string& out) { fmt::format_to(std::back_inserter(out), ",\"from\":{}", from); });
 }
 
 void Tracer::interrupt_requested(Worker* w, const FiberControl& f, FiberId by) {
   const std::uint64_t id = next_flow_.fetch_add(1, std::memory_order_relaxed);
   const std::int64_t ts = now_ns();
-  instant(w, "interrupt requested", f.id().value(), fmt::format(",\"by\":{}", by.value()), ts);
+  instant(w, "interrupt requested", f.id().value(), ts, [&](std::string& out) {
+    fmt::format_to(std::back_inserter(out), ",\"by\":{}", by.value());
+  });
   flow(w, true, "interrupt", id, ts);
   set_pending(f.id().value(), 1, id);
 }
 
 void Tracer::interrupt_delivered(Worker* w, const FiberControl& f) {
   const std::int64_t ts = now_ns();
-  instant(w, "interrupt delivered", f.id().value(), std::string(), ts);
+  instant(w, "interrupt delivered", f.id().value(), ts, [](std::string&) {});
   if (std::uint64_t id = take_pending(f.id().value(), 1)) flow(w, false, "interrupt", id, ts);
 }
 
 void Tracer::finalizer(Worker* w, const FiberControl& f, bool start) {
-  instant(w, start ? "finalizer start" : "finalizer end", f.id().value(), std::string());
+  instant(w, start ? "finalizer start" : "finalizer end", f.id().value());
 }
 
 void Tracer::exit(Worker* w, const FiberControl& f, ExitKind kind) {
   (void)take_pending(f.id().value(), 1);  // a request that was never delivered
-  instant(w, "exit", f.id().value(), fmt::format(",\"result\":\"{}\"", exit_name(kind)));
+  instant(w, "exit", f.id().value(), now_ns(), [&](std::string& out) {
+    fmt::format_to(std::back_inserter(out), ",\"result\":\"{}\"", exit_name(kind));
+  });
 }
 
 void Tracer::set_pending(std::uint64_t fiber, int kind, std::uint64_t flow) {

@@ -86,11 +86,11 @@ class Tracer {
   // the buffer when it is full.
   template <class Write>
   void append(Worker* w, Write write);
-  void instant(Worker* w, const char* name, std::uint64_t fiber, const std::string& extra_args,
-               std::int64_t ts);
-  void instant(Worker* w, const char* name, std::uint64_t fiber, const std::string& extra_args) {
-    instant(w, name, fiber, extra_args, now_ns());
-  }
+  // instant() writes an instant event of `fiber`; args(out) appends the
+  // arguments after "fiber" (each as ,"key":value).
+  template <class Args>
+  void instant(Worker* w, const char* name, std::uint64_t fiber, std::int64_t ts, Args args);
+  void instant(Worker* w, const char* name, std::uint64_t fiber);
   void flow(Worker* w, bool start, const char* kind, std::uint64_t id, std::int64_t ts);
   void flush(std::string& text);
   // Pending flows, by fiber id and kind (0: wake, 1: interrupt): a wake's
