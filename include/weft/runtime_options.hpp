@@ -80,7 +80,7 @@ struct RuntimeOptions {
   // file is complete when ~Runtime returns; Runtime() throws
   // std::system_error when it cannot create it. Empty (default): no trace,
   // at the cost of one predictable branch per event.
-  std::string trace_path;
+  std::string trace_path{};
 };
 
 }  // namespace weft
