@@ -23,7 +23,9 @@ class DumpSignal;
 
 namespace weft {
 
-// RuntimeStats is a snapshot of a runtime's counters.
+// RuntimeStats is a snapshot of a runtime's counters. The event counts are
+// monotonic and summed from per-worker counters on read: each is exact for
+// events that happened-before the call, and may lag events racing with it.
 struct RuntimeStats {
   std::int64_t live_fibers = 0;      // started and not yet fully ended (stack returned)
   std::size_t stacks_in_use = 0;     // stacks handed out by the pool
@@ -31,6 +33,23 @@ struct RuntimeStats {
   std::size_t unfinished_roots = 0;  // root and daemon fibers whose Exit is not yet published
   std::size_t blocking_threads = 0;  // threads of weft::blocking() (busy or idle)
   std::size_t blocking_queued = 0;   // weft::blocking() calls waiting for a thread
+  std::uint64_t fibers_forked = 0;   // fibers started: fork, fork_daemon, spawn, block_on
+  std::int64_t fibers_live = 0;      // the same value as live_fibers (DESIGN 5's name)
+  // fibers_peak: the highest fibers_live seen, sampled after each of a
+  // worker's first 64 forks, after every 64th one, and by each stats() call,
+  // so a lower bound of the true peak (a global count would cost every fork
+  // a shared atomic).
+  std::int64_t fibers_peak = 0;
+  std::uint64_t parks = 0;   // times a fiber suspended at a wait (not a yield; not a plain thread)
+  std::uint64_t steals = 0;  // fibers a worker took from another worker's queues
+  std::uint64_t interrupts_requested = 0;  // interrupt requests, one per requester and target
+  // interrupts_delivered: fibers an interrupt began to end: the first
+  // Interrupted thrown in each fiber, or an unstarted fiber it ended.
+  std::uint64_t interrupts_delivered = 0;
+  // timers_fired: timer entries whose deadline passed while armed: a
+  // sleep's end, a wait's deadline (even if a wake-up claimed the wait first).
+  std::uint64_t timers_fired = 0;
+  std::uint64_t io_waits = 0;  // fiber waits for an fd's readiness that went to park
 };
 
 // Runtime runs fibers on a pool of work-stealing workers.

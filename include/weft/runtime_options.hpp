@@ -74,6 +74,13 @@ struct RuntimeOptions {
   // on_stall receives each report, on the monitor thread, once per stall;
   // empty: the report is written to stderr.
   std::function<void(const StallReport&)> on_stall{};
+  // trace_path: when not empty, the runtime writes a Chrome/Perfetto trace
+  // (JSON; docs/debugging.md) of its fibers to this file: forks, run slices
+  // per worker, parks, wakes, steals, interrupts, finalizers, exits. The
+  // file is complete when ~Runtime returns; Runtime() throws
+  // std::system_error when it cannot create it. Empty (default): no trace,
+  // at the cost of one predictable branch per event.
+  std::string trace_path{};
 };
 
 }  // namespace weft

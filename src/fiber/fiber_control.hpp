@@ -171,10 +171,9 @@ class FiberControl final : public WaitOwner {
             std::uint64_t epoch) noexcept override;
   // unpark() makes a parked fiber runnable; called by the claim winner.
   void unpark() noexcept override;
-  Cause take_interrupt_cause() override {
-    core_.interrupt_flags_.fetch_or(FiberCore::kDelivered, std::memory_order_relaxed);
-    return interrupt_cause();
-  }
+  // take_interrupt_cause() marks the interrupt delivered (counted and traced
+  // the first time) and returns its cause.
+  Cause take_interrupt_cause() override;
 
   // --- children / supervision ----------------------------------------------------
   void add_child(FiberControl* child) noexcept;
@@ -217,6 +216,8 @@ class FiberControl final : public WaitOwner {
 
  private:
   void complete_unstarted() noexcept;
+  // note_delivered() counts and traces the first delivery of an interrupt.
+  void note_delivered() noexcept;
   void prepare_park() noexcept override;
   void cancel_park() noexcept override;
   // suspend() switches to the worker with `action`; returns when resumed.

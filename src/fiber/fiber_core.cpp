@@ -126,6 +126,24 @@ FiberControl::FiberControl(FiberCore& core, Scheduler& scheduler, FiberCore* par
 // ---------------------------------------------------------------------------
 // Starting
 
+namespace {
+// count_fork() counts a fork on w (nullptr: a plain thread) and samples the
+// live peak (f already counted live) after each of w's first kPeakEvery forks and every
+// kPeakEvery-th one after (RuntimeStats::fibers_peak): sampling sums every worker's count.
+void count_fork(Scheduler& s, Worker* w) noexcept {
+  constexpr std::uint64_t kPeakEvery = 64;  // a power of two
+  if (w == nullptr) {
+    s.count(Counter::forked);
+    s.sample_peak();
+    return;
+  }
+  w->counters().bump_owned(Counter::forked);
+  const std::uint64_t n = w->counters().get(Counter::forked);
+  if (n <= kPeakEvery || (n & (kPeakEvery - 1)) == 0) [[unlikely]]
+    s.sample_peak();
+}
+}  // namespace
+
 void start_fiber(FiberCore* fiber, bool root) {
   FiberControl* f = &control(*fiber);
   Scheduler& s = f->scheduler();
@@ -137,11 +155,16 @@ void start_fiber(FiberCore* fiber, bool root) {
     f->parent()->core().retain();  // released when the child has unlinked itself
     f->parent()->add_child(f);
   }
-  if (Worker* w = s.current_worker()) {
+  Worker* w = s.current_worker();
+  if (Tracer* t = s.tracer()) [[unlikely]]
+    t->fork(w, *f, root ? 0 : f->parent()->id().value());
+  if (w != nullptr) {
     w->add_live(1);
+    count_fork(s, w);
     w->push_local(f);
   } else {
     s.add_live(1);
+    count_fork(s, nullptr);
     s.inject(f);
   }
 }
@@ -193,7 +216,10 @@ void FiberControl::live_and_end() noexcept {
   started_ = true;
   Cause cause = run_and_catch();
   // DESIGN 3.5: the end of the body is an interruptible boundary.
-  if (cause.empty() && interrupt_pending() && !forked_uninterruptible_) cause = interrupt_cause();
+  if (cause.empty() && interrupt_pending() && !forked_uninterruptible_) {
+    if (!interrupting()) note_delivered();  // held off until now, it ends the fiber
+    cause = interrupt_cause();
+  }
   cause = with_finalizer_failures(std::move(cause));
   // The body and its finalizers are over: drop the exception rethrow_cause()
   // held and this fiber's FiberLocal values (a handle kept alive does not
@@ -201,6 +227,8 @@ void FiberControl::live_and_end() noexcept {
   rethrown_ = Cause();
   locals_ = LocalMap();
   end_children();
+  if (Tracer* t = scheduler_->tracer()) [[unlikely]]
+    t->finalizer(scheduler_->current_worker(), *this, /*start=*/false);
   publish(cause);
 }
 
@@ -215,9 +243,12 @@ Cause FiberControl::run_and_catch() noexcept {
     cause = Cause::fail(std::current_exception(), {}, site_of(*this));
     if (interrupting()) cause = Cause::sequential(interrupt_cause(), std::move(cause));
   }
-  // The callable's captures are finalizers too; they run masked.
+  // The callable's captures are finalizers too; they run masked. The trace
+  // shows them, and the awaiting of the children, as the fiber's finalizer.
   interruptible_ = false;
   finalizing_.store(true, std::memory_order_relaxed);
+  if (Tracer* t = scheduler_->tracer()) [[unlikely]]
+    t->finalizer(scheduler_->current_worker(), *this, /*start=*/true);
   core_.destroy_callable();
   return cause;
 }
@@ -247,6 +278,12 @@ void FiberControl::end_children() noexcept {
 }
 
 void FiberControl::publish(const Cause& cause) noexcept {
+  if (Tracer* t = scheduler_->tracer()) [[unlikely]] {
+    const ExitKind kind = cause.empty()              ? ExitKind::success
+                          : cause.interrupted_only() ? ExitKind::interrupted
+                                                     : ExitKind::failure;
+    t->exit(scheduler_->current_worker(), *this, kind);
+  }
   core_.store_exit(cause);
   {
     std::unique_lock lk(joiners_.lock());
@@ -263,7 +300,13 @@ void FiberControl::publish(const Cause& cause) noexcept {
 }
 
 void FiberControl::complete_unstarted() noexcept {
-  core_.destroy_callable();
+  note_delivered();  // the interrupt ends it before its first run
+  Tracer* const t = scheduler_->tracer();
+  if (t != nullptr) [[unlikely]]
+    t->finalizer(scheduler_->current_worker(), *this, /*start=*/true);
+  core_.destroy_callable();  // its captures are its only finalizers
+  if (t != nullptr) [[unlikely]]
+    t->finalizer(scheduler_->current_worker(), *this, /*start=*/false);
   publish(interrupt_cause());
 }
 
@@ -321,6 +364,9 @@ bool FiberControl::wait_end(std::chrono::steady_clock::time_point deadline, bool
 void FiberCore::request_interrupt(FiberId by) { control(*this).request_interrupt(by); }
 
 void FiberControl::request_interrupt(FiberId by) {
+  scheduler_->count(Counter::interrupts_requested);
+  if (Tracer* t = scheduler_->tracer()) [[unlikely]]
+    t->interrupt_requested(scheduler_->current_worker(), *this, by);
   std::stop_source* stop = nullptr;
   {
     std::lock_guard lk(interrupt_lock_);
@@ -331,6 +377,21 @@ void FiberControl::request_interrupt(FiberId by) {
   core_.interrupt_flags_.fetch_or(FiberCore::kPending, std::memory_order_seq_cst);
   if (try_claim_interrupted()) unpark();
   if (stop != nullptr) stop->request_stop();
+}
+
+Cause FiberControl::take_interrupt_cause() {
+  // relaxed: only the fiber itself sets kDelivered; the flags' order is
+  // given by kPending's seq_cst accesses.
+  const std::uint32_t before =
+      core_.interrupt_flags_.fetch_or(FiberCore::kDelivered, std::memory_order_relaxed);
+  if ((before & FiberCore::kDelivered) == 0) note_delivered();
+  return interrupt_cause();
+}
+
+void FiberControl::note_delivered() noexcept {
+  scheduler_->count(Counter::interrupts_delivered);
+  if (Tracer* t = scheduler_->tracer()) [[unlikely]]
+    t->interrupt_delivered(scheduler_->current_worker(), *this);
 }
 
 Cause FiberControl::interrupt_cause() const {

@@ -59,6 +59,9 @@ void FiberControl::park(std::optional<std::chrono::steady_clock::time_point> dea
   wait_object_.store(site.object, std::memory_order_relaxed);
   parked_at_.store(coarse_now_ns(), std::memory_order_relaxed);
   wait_what_.store(site.what, std::memory_order_relaxed);
+  if (Tracer* t = scheduler_->tracer()) [[unlikely]]
+    t->park(worker_, *this, site.what, site.where.line() != 0 ? site.where.file_name() : nullptr,
+            site.where.line());
   if (!deadline) {  // the common case: no timer to build (kernel_yield_pingpong)
     suspend(SwitchAction::park);
     wait_what_.store(nullptr, std::memory_order_relaxed);
@@ -108,6 +111,8 @@ void note_mutex_held(const void* mutex, bool held) noexcept {
 // --- waker side ----------------------------------------------------------------
 
 void FiberControl::unpark() noexcept {
+  if (Tracer* t = scheduler_->tracer()) [[unlikely]]
+    t->wake(scheduler_->current_worker(), *this);
   RunState s = run_state_.load(std::memory_order_acquire);
   for (;;) {
     if (s == RunState::parking) {

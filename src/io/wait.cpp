@@ -74,6 +74,7 @@ bool await_ready(IoRecord& rec, int fd, std::uint32_t gen, IoDirection d, std::u
     if (rec.readiness.compare_exchange_weak(cur, cur & ~bit, std::memory_order_acq_rel)) break;
   }
   IoSlot slot;
+  scheduler_of(*self).count(Counter::io_waits);
   reactor.add_waiter();
   struct Count {
     Reactor& r;

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -75,6 +76,18 @@ RuntimeStats Runtime::stats() const noexcept {
   const detail::BlockingPool::Stats blocking = scheduler_->blocking_pool().stats();
   s.blocking_threads = blocking.threads;
   s.blocking_queued = blocking.queued;
+  using detail::Counter;
+  detail::Scheduler& sched = *scheduler_;
+  s.fibers_forked = sched.counted(Counter::forked);
+  s.fibers_live = s.live_fibers;
+  s.fibers_peak = std::max(sched.sample_peak(), s.live_fibers);
+  s.parks = sched.counted(Counter::parks);
+  s.steals = sched.counted(Counter::steals);
+  s.interrupts_requested = sched.counted(Counter::interrupts_requested);
+  s.interrupts_delivered = sched.counted(Counter::interrupts_delivered);
+  for (unsigned i = 0; i < sched.worker_count(); ++i)
+    s.timers_fired += sched.worker(i).timers().fired_total();
+  s.io_waits = sched.counted(Counter::io_waits);
   return s;
 }
 

@@ -34,6 +34,8 @@ Scheduler::Scheduler(const RuntimeOptions& options)
       driver_rng_((options_.seed * kDriverSeedMul + kDriverSeedAdd) | 1),
       virtual_ticks_(Clock::now().time_since_epoch().count()),
       monitor_(*this, options_.monitor_interval) {
+  if (!options_.trace_path.empty())
+    tracer_ = std::make_unique<Tracer>(options_.trace_path, options_.name, options_.workers);
   workers_.reserve(options_.workers);
   for (unsigned i = 0; i < options_.workers; ++i)
     workers_.push_back(std::make_unique<Worker>(*this, i, options_.seed));
@@ -66,6 +68,7 @@ Scheduler::~Scheduler() {
   while (injecting_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   blocking_pool_.stop();  // a pool thread may still be in notify_work(), which can use the reactor
   delete reactor_.load(std::memory_order_acquire);
+  if (tracer_) tracer_->finish();  // every thread that could write an event has stopped
   WEFT_ASSERT(live() == 0, "{} fibers still live at scheduler destruction", live());
 }
 
@@ -175,6 +178,20 @@ std::int64_t Scheduler::live() const noexcept {
   std::int64_t n = live_outside_.load(std::memory_order_relaxed);
   for (auto& w : workers_) n += w->live_delta();
   return n;
+}
+
+std::uint64_t Scheduler::counted(Counter c) const noexcept {
+  std::uint64_t n = outside_counters_.get(c);
+  for (auto& w : workers_) n += w->counters().get(c);
+  return n;
+}
+
+std::int64_t Scheduler::sample_peak() noexcept {
+  const std::int64_t now = live();
+  std::int64_t peak = peak_.load(std::memory_order_relaxed);
+  while (now > peak && !peak_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+  return std::max(now, peak);
 }
 
 std::size_t Scheduler::unfinished_roots() const {

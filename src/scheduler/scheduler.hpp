@@ -13,6 +13,8 @@
 #include "scheduler/chase_lev_deque.hpp"
 #include "scheduler/monitor.hpp"
 #include "timer/timer_heap.hpp"
+#include "trace/counters.hpp"
+#include "trace/tracer.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -99,6 +101,9 @@ class Worker {
   void add_live(std::int64_t d) noexcept {
     live_delta_.store(live_delta_.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
   }
+  // counters() are this worker's event counts (owner bumps, anyone reads).
+  EventCounters& counters() noexcept { return counters_; }
+  const EventCounters& counters() const noexcept { return counters_; }
   // wake() ends this worker's sleep.
   void wake() noexcept;
   // has_stealable_work() is a racy check used before sleeping: the deque,
@@ -117,6 +122,7 @@ class Worker {
   FiberControl* take_yielded();
   FiberControl* steal_any(bool desperate);
   FiberControl* steal_stranded();
+  FiberControl* stolen(FiberControl* f, const Worker& victim) noexcept;
   void stop_spinning() noexcept;
   void run_fiber(FiberControl* f);
   void start_fiber_stack(FiberControl* f);
@@ -147,6 +153,7 @@ class Worker {
   ChaseLevDeque<FiberControl> deque_;
   alignas(64) std::atomic<FiberControl*> lifo_slot_{nullptr};
   alignas(64) std::atomic<std::int64_t> live_delta_{0};
+  EventCounters counters_;  // its own cache line (alignas(64))
   // Fibers that yielded here. The owner pushes at the bottom and takes the
   // oldest from the top with steal(), as thieves do: a FIFO that idle
   // workers can take from when this one is busy (DESIGN 3.14).
@@ -212,6 +219,28 @@ class Scheduler {
   // add_live() counts fibers started from plain threads.
   void add_live(std::int64_t d) noexcept { live_outside_.fetch_add(d, std::memory_order_relaxed); }
   std::int64_t live() const noexcept;
+  // count() counts one event on the calling worker's counters, or on the
+  // shared block from a thread that is not one of ours.
+  void count(Counter c) noexcept {
+    if (Worker* w = current_worker()) {
+      w->counters().bump_owned(c);
+    } else {
+      outside_counters_.bump_shared(c);
+    }
+  }
+  // counted() sums one counter over the workers and the shared block.
+  std::uint64_t counted(Counter c) const noexcept;
+  // sample_peak() raises the peak of live() to its current value.
+  std::int64_t sample_peak() noexcept;
+  // tracer() is the trace writer, nullptr when tracing is off (the hooks'
+  // one branch: `if (Tracer* t = tracer()) [[unlikely]]`).
+  Tracer* tracer() const noexcept {
+    if constexpr (WEFT_TRACE_HOOKS != 0) {
+      return tracer_.get();
+    } else {
+      return nullptr;
+    }
+  }
   std::size_t unfinished_roots() const;
 
   // shutdown() interrupts every root and waits for all of them to end.
@@ -273,6 +302,10 @@ class Scheduler {
   using RootList = IntrusiveList<FiberControl, &FiberControl::root_hook>;
   RootList roots_;  // roots and daemons, guarded by roots_mu_
   std::atomic<std::int64_t> live_outside_{0};
+  // The highest live() seen by sample_peak() (relaxed CAS-max: a statistic).
+  std::atomic<std::int64_t> peak_{0};
+  EventCounters outside_counters_;  // events on threads that are not workers
+  std::unique_ptr<Tracer> tracer_;  // RuntimeOptions::trace_path; finished in ~Scheduler
 
   std::atomic<Reactor*> reactor_{nullptr};  // owned; deleted after the workers stop
 

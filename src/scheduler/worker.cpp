@@ -214,9 +214,17 @@ FiberControl* Worker::steal_any(bool desperate) {
   for (unsigned i = 0; i < n; ++i) {
     Worker& victim = sched_.worker((start + i) % n);
     if (&victim == this) continue;
-    if (FiberControl* f = victim.steal(desperate)) return f;
+    if (FiberControl* f = victim.steal(desperate)) return stolen(f, victim);
   }
   return nullptr;
+}
+
+// stolen() counts and traces f, taken from victim's queues, and returns it.
+FiberControl* Worker::stolen(FiberControl* f, const Worker& victim) noexcept {
+  counters_.bump_owned(Counter::steals);
+  if (Tracer* t = sched_.tracer()) [[unlikely]]
+    t->steal(*this, *f, victim.index());
+  return f;
 }
 
 // steal_stranded() takes the LIFO slot of a victim that has been running the
@@ -231,7 +239,8 @@ FiberControl* Worker::steal_stranded() {
     const std::uint64_t seq = victim.run_seq();
     if ((seq & 1) == 0 || seq != seen_seq_[i]) continue;
     if (victim.lifo_slot_.load(std::memory_order_relaxed) == nullptr) continue;
-    if (FiberControl* f = victim.lifo_slot_.exchange(nullptr, std::memory_order_acq_rel)) return f;
+    if (FiberControl* f = victim.lifo_slot_.exchange(nullptr, std::memory_order_acq_rel))
+      return stolen(f, victim);
   }
   return nullptr;
 }
@@ -347,7 +356,13 @@ void Worker::run_fiber(FiberControl* f) {
   running_.store(f, std::memory_order_relaxed);
   // release: the monitor that reads this count (acquire) sees running_.
   run_seq_.store(run_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  Tracer* const tracer = sched_.tracer();
+  std::int64_t run_start = 0;
+  if (tracer != nullptr) [[unlikely]]
+    run_start = tracer->run_begin(*this, *f);
   context_switch(sched_ctx_, fc.ctx);
+  if (tracer != nullptr) [[unlikely]]
+    tracer->run_end(*this, *f, run_start);
   run_seq_.store(run_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   set_running_fiber(nullptr);
   tls_current_fiber = nullptr;
@@ -361,10 +376,12 @@ void Worker::after_switch(FiberControl* f) {
     case AfterSwitch::yielded:
       yielded_.push(f);
       break;
-    case AfterSwitch::requeue:
+    case AfterSwitch::requeue:  // parked, and woken while parking
+      counters_.bump_owned(Counter::parks);
       push_local(f);
       break;
     case AfterSwitch::parked:
+      counters_.bump_owned(Counter::parks);
       break;
     case AfterSwitch::exited: {
       FiberContext& fc = f->context();

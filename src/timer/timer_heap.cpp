@@ -116,6 +116,8 @@ std::size_t TimerHeap::fire_expired(Clock::time_point now) {
     fire(e);  // our last touch of e: it may be gone when this returns
     ++fired;
   }
+  fired_total_.store(fired_total_.load(std::memory_order_relaxed) + fired,
+                     std::memory_order_relaxed);
   return fired;
 }
 

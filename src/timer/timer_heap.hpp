@@ -91,6 +91,11 @@ class TimerHeap {
   // entry at time_point::max() also reads as none: it is never due).
   // Lock-free, any thread; a snapshot that may be stale by the time it is read.
   std::optional<Clock::time_point> next_deadline() const noexcept;
+  // fired_total() is how many entries fire_expired() has fired so far
+  // (RuntimeStats::timers_fired). Lock-free, any thread.
+  std::uint64_t fired_total() const noexcept {
+    return fired_total_.load(std::memory_order_relaxed);
+  }
   // size() is the number of pending entries. Lock-free, approximate.
   std::size_t size() const noexcept;
   // contains() says whether e is pending in this heap (for tests/asserts).
@@ -135,6 +140,8 @@ class TimerHeap {
   // change, under the lock.
   std::atomic<std::int64_t> next_when_{kNone};
   std::atomic<std::size_t> published_size_{0};
+  // Written under lock_ (a load and a store), read without it (relaxed: a statistic).
+  std::atomic<std::uint64_t> fired_total_{0};
 
   // Guarded by lock_.
   Node* nodes_ = nullptr;  // points kPad slots into a 64-byte aligned block
