@@ -27,24 +27,9 @@ void in_fiber(benchmark::State& state, Body body) {
   bench::in_fiber(state, o, body);
 }
 
-void BM_fork_join(benchmark::State& state) {
-  in_fiber(state, [](benchmark::State& s) {
-    int i = 0;
-    for (auto _ : s) benchmark::DoNotOptimize(fork([&i] { return ++i; }).join());
-  });
-}
+void BM_fork_join(benchmark::State& state) { in_fiber(state, bench::fork_join); }
 
-void BM_yield_two_fibers(benchmark::State& state) {
-  in_fiber(state, [](benchmark::State& s) {
-    std::atomic<bool> stop{false};
-    Fiber<void> partner = fork([&] {
-      while (!stop.load(std::memory_order_relaxed)) this_fiber::yield();
-    });
-    for (auto _ : s) this_fiber::yield();
-    stop = true;
-    partner.join();
-  });
-}
+void BM_yield_two_fibers(benchmark::State& state) { in_fiber(state, bench::yield_pingpong); }
 
 void Args(benchmark::internal::Benchmark* b) {
   for (int workers : {1, 2})
