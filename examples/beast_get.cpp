@@ -1,3 +1,4 @@
+// weft-example: not-sanitized
 // HTTP through the Asio bridge: a weft fiber GETs pages from a local Beast
 // server with weft::asio::use_fiber, puts a 200 ms timeout on a slow page,
 // and goes on working after the timeout cancelled its read.

@@ -14,6 +14,10 @@
 #   test_replay ReplayStress          100,000      20,000       2,000
 #   test_context create_exit_cycles   20,000       20,000       2,000
 #   test_interrupt_stress             1,200 scenarios per worker count, all stages
+#   test_dump collapse (parked)       1,000        300          300
+#   example beast_get (Beast, Asio)   built, run   not built    not built
+#     (two minutes of Beast templates per sanitizer stage; the Asio bridge
+#     is covered under both sanitizers by test_asio)
 # Every test process is held to a peak-RSS budget, 2 GiB under a sanitizer
 # and 6 GiB in dev (WEFT_TEST_RSS_BUDGET_MB overrides it), and to a ctest
 # TIMEOUT of 600 s. In dev the two million-scale tests (~4.7 GB each) run
