@@ -18,6 +18,9 @@
 #   example beast_get (Beast, Asio)   built, run   not built    not built
 #     (two minutes of Beast templates per sanitizer stage; the Asio bridge
 #     is covered under both sanitizers by test_asio)
+#   test_docs (the docs' snippets)    built, run   not built    not built
+#   weft_header_check (41 headers)    built        not built    not built
+#     (compile-only checks, or demos the tests cover: CI time)
 # Every test process is held to a peak-RSS budget, 2 GiB under a sanitizer
 # and 6 GiB in dev (WEFT_TEST_RSS_BUDGET_MB overrides it), and to a ctest
 # TIMEOUT of 600 s. In dev the two million-scale tests (~4.7 GB each) run
