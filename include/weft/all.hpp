@@ -34,7 +34,7 @@
 #include <cstddef>
 #include <functional>
 #include <iterator>
-#include <source_location>
+#include <weft/source_location.hpp>
 #include <stdexcept>
 #include <tuple>
 #include <type_traits>
@@ -74,7 +74,7 @@ requires(std::invocable<std::decay_t<F>&>&&...) auto all(F&&... f)
 // all() for a dynamic number of tasks: their values in order (void:
 // std::monostate); an empty vector gives an empty vector.
 template <class F>
-auto all(std::vector<F>& fs, std::source_location where = std::source_location::current())
+auto all(std::vector<F>& fs, weft::source_location where = weft::source_location::current())
     -> std::vector<detail::value_t<std::invoke_result_t<F&>>> {
   using R = std::invoke_result_t<F&>;
   (void)detail::require_scheduler("weft::all");  // std::logic_error outside a fiber
@@ -98,7 +98,7 @@ auto all(std::vector<F>& fs, std::source_location where = std::source_location::
 template <std::forward_iterator It, class F>
 requires std::invocable<F&, std::iter_reference_t<It>>
 void for_each_par(It first, It last, F f, std::size_t concurrency,
-                  std::source_location where = std::source_location::current()) {
+                  weft::source_location where = weft::source_location::current()) {
   (void)detail::require_scheduler("weft::for_each_par");  // std::logic_error outside a fiber
   if (concurrency == 0)
     throw std::invalid_argument("weft::for_each_par: concurrency must be at least 1");

@@ -43,7 +43,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <source_location>
+#include <weft/source_location.hpp>
 #include <stop_token>
 #include <type_traits>
 #include <utility>
@@ -74,7 +74,7 @@ class BlockingTask {
 // thread. Throws Interrupted (the task then either never ran or has
 // returned), or std::system_error when the pool has no thread and cannot
 // start one.
-void run_blocking(BlockingTask& task, std::source_location where);
+void run_blocking(BlockingTask& task, weft::source_location where);
 
 // blocking_takes_token<F> is true when f is called with a std::stop_token.
 template <class F>
@@ -146,7 +146,7 @@ class BlockingCall final : public BlockingTask {
 // take a std::stop_token, which an interrupt of the caller stops. A yield
 // point (see the top of this header); on a plain thread f runs right here.
 template <class F>
-auto blocking(F&& f, std::source_location where = std::source_location::current())
+auto blocking(F&& f, weft::source_location where = weft::source_location::current())
     -> detail::blocking_result_t<F> {
   static_assert(detail::blocking_takes_token<F> || std::is_invocable_v<F>,
                 "weft::blocking: f must be callable with no argument or with a std::stop_token");

@@ -77,7 +77,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <source_location>
+#include <weft/source_location.hpp>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -209,7 +209,7 @@ class Channel {
 
   // send() appends `value`, waiting while the channel is full; throws
   // ChannelClosed once closed. A yield point.
-  void send(T value, std::source_location where = std::source_location::current()) {
+  void send(T value, weft::source_location where = weft::source_location::current()) {
     (void)send_until_impl(value, Deadline::max(), where);
   }
   // send_until() appends `value`, waiting while the channel is full until
@@ -217,26 +217,26 @@ class Channel {
   // not enqueued and is left untouched. Throws ChannelClosed once closed
   // (`value` untouched too). A yield point.
   [[nodiscard("false: not sent, the value is still yours")]] bool send_until(
-      T&& value, Deadline deadline, std::source_location where = std::source_location::current()) {
+      T&& value, Deadline deadline, weft::source_location where = weft::source_location::current()) {
     return send_until_impl(value, deadline, where);
   }
   // send_until() sends a copy of `value`; see send_until(T&&, Deadline).
   [[nodiscard("false: not sent")]] bool send_until(
       const T& value, Deadline deadline,
-      std::source_location where = std::source_location::current()) {
+      weft::source_location where = weft::source_location::current()) {
     T copy(value);  // copied before the lock: a throwing copy must not strand a claimed waiter
     return send_until_impl(copy, deadline, where);
   }
   // send_for() is send_until(value, this_fiber::now() + d). A yield point.
   [[nodiscard("false: not sent, the value is still yours")]] bool send_for(
       T&& value, std::chrono::nanoseconds d,
-      std::source_location where = std::source_location::current()) {
+      weft::source_location where = weft::source_location::current()) {
     return send_until_impl(value, detail::deadline_after(d), where);
   }
   // send_for() sends a copy of `value`; see send_for(T&&, nanoseconds).
   [[nodiscard("false: not sent")]] bool send_for(
       const T& value, std::chrono::nanoseconds d,
-      std::source_location where = std::source_location::current()) {
+      weft::source_location where = weft::source_location::current()) {
     return send_until(value, detail::deadline_after(d), where);
   }
   // try_send() appends `value` if there is room and the channel is open;
@@ -257,7 +257,7 @@ class Channel {
 
   // receive() takes the oldest item, waiting while the channel is empty;
   // std::nullopt once the channel is closed and drained. A yield point.
-  std::optional<T> receive(std::source_location where = std::source_location::current()) {
+  std::optional<T> receive(weft::source_location where = weft::source_location::current()) {
     ReceiveResult<T> r = receive_until(Deadline::max(), where);  // never timed_out
     return std::move(static_cast<std::optional<T>&>(r));
   }
@@ -266,7 +266,7 @@ class Channel {
   // drained) or timed_out() (the deadline passed; nothing consumed). A
   // yield point.
   [[nodiscard]] ReceiveResult<T> receive_until(
-      Deadline deadline, std::source_location where = std::source_location::current()) {
+      Deadline deadline, weft::source_location where = weft::source_location::current()) {
     detail::enter_yield_point(where);
     std::unique_lock lk(queue_.lock());
     if (!buffer_.empty()) return ReceiveResult<T>(take(lk));
@@ -280,7 +280,7 @@ class Channel {
   }
   // receive_for() is receive_until(this_fiber::now() + d). A yield point.
   [[nodiscard]] ReceiveResult<T> receive_for(
-      std::chrono::nanoseconds d, std::source_location where = std::source_location::current()) {
+      std::chrono::nanoseconds d, weft::source_location where = weft::source_location::current()) {
     return receive_until(detail::deadline_after(d), where);
   }
   // try_receive() takes the oldest item if there is one. Never waits.
@@ -338,7 +338,7 @@ class Channel {
 
   // send_until_impl() is every send that may wait: `value` is moved from
   // only when it was accepted (true).
-  bool send_until_impl(T& value, Deadline deadline, std::source_location where) {
+  bool send_until_impl(T& value, Deadline deadline, weft::source_location where) {
     detail::enter_yield_point(where);
     std::unique_lock lk(queue_.lock());
     if (closed_) {

@@ -72,7 +72,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
-#include <source_location>
+#include <weft/source_location.hpp>
 #include <utility>
 
 namespace weft {
@@ -101,24 +101,24 @@ class ConditionVariable {
   // wait() releases `lock`, waits for a notification, re-acquires `lock`.
   // An interruptible yield point; the lock is held again before any throw.
   template <detail::BasicLockable L>
-  void wait(L& lock, std::source_location where = std::source_location::current()) {
+  void wait(L& lock, weft::source_location where = weft::source_location::current()) {
     (void)wait_until(lock, Deadline::max(), where);
   }
   // wait(lock, pred) waits until pred() (called with the lock held) is true.
   template <detail::BasicLockable L, class P>
-  void wait(L& lock, P pred, std::source_location where = std::source_location::current()) {
+  void wait(L& lock, P pred, weft::source_location where = weft::source_location::current()) {
     while (!pred()) wait(lock, where);
   }
   // wait_until() is wait() that gives up at `deadline`: cv_status::timeout
   // (the lock held again) when the deadline passed before a notification.
   template <detail::BasicLockable L>
   std::cv_status wait_until(L& lock, Deadline deadline,
-                            std::source_location where = std::source_location::current());
+                            weft::source_location where = weft::source_location::current());
   // wait_until(lock, deadline, pred) waits until pred() or the deadline;
   // returns pred() (false: timed out with the predicate still false).
   template <detail::BasicLockable L, class P>
   bool wait_until(L& lock, Deadline deadline, P pred,
-                  std::source_location where = std::source_location::current()) {
+                  weft::source_location where = weft::source_location::current()) {
     while (!pred())
       if (wait_until(lock, deadline, where) == std::cv_status::timeout) return pred();
     return true;
@@ -126,13 +126,13 @@ class ConditionVariable {
   // wait_for() is wait_until(lock, this_fiber::now() + d).
   template <detail::BasicLockable L>
   std::cv_status wait_for(L& lock, std::chrono::nanoseconds d,
-                          std::source_location where = std::source_location::current()) {
+                          weft::source_location where = weft::source_location::current()) {
     return wait_until(lock, detail::deadline_after(d), where);
   }
   // wait_for(lock, d, pred) is wait_until(lock, this_fiber::now() + d, pred).
   template <detail::BasicLockable L, class P>
   bool wait_for(L& lock, std::chrono::nanoseconds d, P pred,
-                std::source_location where = std::source_location::current()) {
+                weft::source_location where = weft::source_location::current()) {
     return wait_until(lock, detail::deadline_after(d), std::move(pred), where);
   }
 
@@ -159,14 +159,14 @@ class ConditionVariable {
 
   // arrive() is the yield point's entry check (Interrupted: nothing changed,
   // the lock still held), then registers `a`.
-  void arrive(Arrival& a, std::source_location where);
+  void arrive(Arrival& a, weft::source_location where);
   // abandon() unregisters `a` when the caller's unlock() threw, passing a
   // notification it received on to another waiter.
   void abandon(Arrival& a) noexcept;
   // settle() unregisters `a` and parks unless it was notified meanwhile;
   // true when notified, false when the deadline passed. Throws Interrupted or
   // std::logic_error (destroyed). The caller's lock is not held.
-  bool settle(Arrival& a, Deadline deadline, std::source_location where);
+  bool settle(Arrival& a, Deadline deadline, weft::source_location where);
   // notify_one_locked() picks the waiter notify_one() wakes: a parked one,
   // claimed and returned (resume it after unlocking), or an arrival, marked.
   detail::Waiter* notify_one_locked() noexcept WEFT_REQUIRES(queue_.lock());
@@ -191,7 +191,7 @@ class ConditionVariable {
 
 template <detail::BasicLockable L>
 std::cv_status ConditionVariable::wait_until(L& lock, Deadline deadline,
-                                             std::source_location where) {
+                                             weft::source_location where) {
   Arrival arrival;
   arrive(arrival, where);  // registered before the lock is released: no lost wake-up
   try {

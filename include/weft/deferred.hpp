@@ -47,7 +47,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
-#include <source_location>
+#include <weft/source_location.hpp>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -78,7 +78,7 @@ class DeferredBase {
   ~DeferredBase() = default;
   // wait_done_until() is await_until() without the result: true once done,
   // false when `deadline` passed first (Deadline::max(): no deadline).
-  bool wait_done_until(Deadline deadline, std::source_location where);
+  bool wait_done_until(Deadline deadline, weft::source_location where);
   // complete() runs store() under the lock if not yet done, publishes and
   // wakes the awaiters; false (nothing stored) if already done.
   template <class Store>
@@ -142,7 +142,7 @@ class Deferred : private detail::DeferredBase {
 
   // await() waits for completion; returns the value or rethrows the
   // failure. The reference lives as long as this Deferred. A yield point.
-  const T& await(std::source_location where = std::source_location::current()) {
+  const T& await(weft::source_location where = weft::source_location::current()) {
     (void)wait_done_until(Deadline::max(), where);
     rethrow_if_failed();
     return *value_;
@@ -151,14 +151,14 @@ class Deferred : private detail::DeferredBase {
   // value, std::nullopt when the deadline passed first; rethrows the
   // failure. A yield point. (After a true done(), await() gives a reference.)
   [[nodiscard("nullopt means the deadline passed")]] std::optional<T> await_until(
-      Deadline deadline, std::source_location where = std::source_location::current()) {
+      Deadline deadline, weft::source_location where = weft::source_location::current()) {
     if (!wait_done_until(deadline, where)) return std::nullopt;
     rethrow_if_failed();
     return *value_;
   }
   // await_for() is await_until(this_fiber::now() + d). A yield point.
   [[nodiscard("nullopt means the deadline passed")]] std::optional<T> await_for(
-      std::chrono::nanoseconds d, std::source_location where = std::source_location::current()) {
+      std::chrono::nanoseconds d, weft::source_location where = weft::source_location::current()) {
     return await_until(detail::deadline_after(d), where);
   }
   // poll() is the result as an Exit if completed, without waiting (copies the value).
@@ -209,7 +209,7 @@ class Deferred<void> : private detail::DeferredBase {
   }
 
   // await() waits for completion; rethrows the failure. A yield point.
-  void await(std::source_location where = std::source_location::current()) {
+  void await(weft::source_location where = weft::source_location::current()) {
     (void)wait_done_until(Deadline::max(), where);
     rethrow_if_failed();
   }
@@ -217,14 +217,14 @@ class Deferred<void> : private detail::DeferredBase {
   // completed, false when the deadline passed first; rethrows the failure.
   // A yield point.
   [[nodiscard("false means the deadline passed")]] bool await_until(
-      Deadline deadline, std::source_location where = std::source_location::current()) {
+      Deadline deadline, weft::source_location where = weft::source_location::current()) {
     if (!wait_done_until(deadline, where)) return false;
     rethrow_if_failed();
     return true;
   }
   // await_for() is await_until(this_fiber::now() + d). A yield point.
   [[nodiscard("false means the deadline passed")]] bool await_for(
-      std::chrono::nanoseconds d, std::source_location where = std::source_location::current()) {
+      std::chrono::nanoseconds d, weft::source_location where = weft::source_location::current()) {
     return await_until(detail::deadline_after(d), where);
   }
   // poll() is the result as an Exit if completed, without waiting.

@@ -14,7 +14,7 @@
 #include <cstddef>
 #include <functional>
 #include <optional>
-#include <source_location>
+#include <weft/source_location.hpp>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -51,7 +51,7 @@ class Fiber {
   // joins, and every weft primitive, do). join() and interrupt() too.
   // Every blocking call takes the caller's line (`where`) for dumps.
   [[nodiscard("join() rethrows instead")]] Exit<T> await(
-      std::source_location where = std::source_location::current()) {
+      weft::source_location where = weft::source_location::current()) {
     core().await_done(where);
     return take();
   }
@@ -59,17 +59,17 @@ class Fiber {
   // std::nullopt when the deadline passed first (the fiber runs on). A
   // yield point, from a fiber or a plain thread, like await().
   [[nodiscard]] std::optional<Exit<T>> await_until(
-      Deadline deadline, std::source_location where = std::source_location::current()) {
+      Deadline deadline, weft::source_location where = weft::source_location::current()) {
     if (!core().await_done_until(deadline, where)) return std::nullopt;
     return take();
   }
   // await_for() is await_until(this_fiber::now() + d).
   [[nodiscard]] std::optional<Exit<T>> await_for(
-      std::chrono::nanoseconds d, std::source_location where = std::source_location::current()) {
+      std::chrono::nanoseconds d, weft::source_location where = weft::source_location::current()) {
     return await_until(detail::deadline_after(d), where);
   }
   // join() is await().value(): the value, or the cause rethrown.
-  T join(std::source_location where = std::source_location::current()) {
+  T join(weft::source_location where = weft::source_location::current()) {
     core().await_done(where, "Fiber::join");
     if constexpr (std::is_void_v<T>) {
       take().value();
@@ -79,7 +79,7 @@ class Fiber {
   }
   // interrupt() requests interruption, waits for the end and returns the Exit.
   [[nodiscard("for the effect only: interrupt_fork()")]] Exit<T> interrupt(
-      std::source_location where = std::source_location::current()) {
+      weft::source_location where = weft::source_location::current()) {
     detail::FiberCore& c = core();
     c.request_interrupt(detail::current_id());
     if (&c == detail::current_fiber()) detail::interrupt_self_and_check(c);
@@ -172,7 +172,7 @@ auto fork_daemon(F&& f, ForkOptions options = {}) -> Fiber<std::invoke_result_t<
 // interrupt of the caller stops the waiting, the fibers still end.
 template <class T>
 void interrupt_all(std::span<Fiber<T>> fibers,
-                   std::source_location where = std::source_location::current()) {
+                   weft::source_location where = weft::source_location::current()) {
   detail::FiberGroup group;
   group.reserve(fibers.size());
   for (Fiber<T>& f : fibers)

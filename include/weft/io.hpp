@@ -22,7 +22,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <source_location>
+#include <weft/source_location.hpp>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -85,21 +85,21 @@ class Fd {
 // readable (or at end of stream, or on an error condition: the next read
 // says which); wait_writable() likewise. The _until forms return false when
 // the deadline came first.
-void wait_readable(int fd, std::source_location where = std::source_location::current());
-void wait_writable(int fd, std::source_location where = std::source_location::current());
+void wait_readable(int fd, weft::source_location where = weft::source_location::current());
+void wait_writable(int fd, weft::source_location where = weft::source_location::current());
 [[nodiscard]] bool wait_readable_until(
-    int fd, Deadline deadline, std::source_location where = std::source_location::current());
+    int fd, Deadline deadline, weft::source_location where = weft::source_location::current());
 [[nodiscard]] bool wait_writable_until(
-    int fd, Deadline deadline, std::source_location where = std::source_location::current());
+    int fd, Deadline deadline, weft::source_location where = weft::source_location::current());
 
 // read_some() reads at least one byte into `buf` (0: end of stream, or an
 // empty buffer), parking instead of returning EAGAIN; write_some() writes at
 // least one byte. `fd` must be non-blocking. Interrupted while parked: no
 // byte moved.
 [[nodiscard]] std::size_t read_some(int fd, std::span<std::byte> buf,
-                                    std::source_location where = std::source_location::current());
+                                    weft::source_location where = weft::source_location::current());
 [[nodiscard]] std::size_t write_some(int fd, std::span<const std::byte> buf,
-                                     std::source_location where = std::source_location::current());
+                                     weft::source_location where = weft::source_location::current());
 
 // pipe() makes a non-blocking, close-on-exec pipe: {read end, write end}.
 [[nodiscard]] std::pair<Fd, Fd> pipe();
@@ -126,26 +126,26 @@ class TcpStream {
   // weft::blocking's getaddrinfo) and tries each address in turn; the error
   // of the last one is thrown. Interrupted: no socket is left behind.
   static TcpStream connect(std::string_view host, std::uint16_t port,
-                           std::source_location where = std::source_location::current());
+                           weft::source_location where = weft::source_location::current());
   static TcpStream connect(const Endpoint& endpoint,
-                           std::source_location where = std::source_location::current()) {
+                           weft::source_location where = weft::source_location::current()) {
     return connect(endpoint.host, endpoint.port, where);
   }
 
   // read_some(): at least one byte, or 0 at end of stream. Cancel-safe.
   [[nodiscard]] std::size_t read_some(std::span<std::byte> buf,
-                                      std::source_location where = std::source_location::current());
+                                      weft::source_location where = weft::source_location::current());
   // read_exact() fills `buf` or throws EndOfStream. Not cancel-safe: an
   // interrupt midway leaves the bytes it read consumed (as Tokio's).
   void read_exact(std::span<std::byte> buf,
-                  std::source_location where = std::source_location::current());
+                  weft::source_location where = weft::source_location::current());
   // write_some(): at least one byte. Cancel-safe.
   [[nodiscard]] std::size_t write_some(
-      std::span<const std::byte> buf, std::source_location where = std::source_location::current());
+      std::span<const std::byte> buf, weft::source_location where = weft::source_location::current());
   // write_all() writes all of `buf`. Not cancel-safe: an interrupt midway
   // leaves the bytes it wrote sent.
   void write_all(std::span<const std::byte> buf,
-                 std::source_location where = std::source_location::current());
+                 weft::source_location where = weft::source_location::current());
   // shutdown_write() sends end of stream to the peer (the read side stays open).
   void shutdown_write();
   // close() wakes parked readers and writers with std::system_error, then closes.
@@ -170,7 +170,7 @@ class TcpListener {
   static TcpListener bind(std::string_view host, std::uint16_t port, int backlog = 1024);
   // accept() takes one connection. Cancel-safe: interrupted, it took none
   // (the next accept gets it).
-  [[nodiscard]] TcpStream accept(std::source_location where = std::source_location::current());
+  [[nodiscard]] TcpStream accept(weft::source_location where = weft::source_location::current());
   [[nodiscard]] Endpoint local_endpoint() const;
   void close() noexcept { fd_.close(); }
   int native_handle() const noexcept { return fd_.get(); }
@@ -189,10 +189,10 @@ class UdpSocket {
   static UdpSocket bind(std::string_view host, std::uint16_t port);
   // send_to() sends one datagram (all of `buf` or nothing). Cancel-safe.
   std::size_t send_to(std::span<const std::byte> buf, const Endpoint& to,
-                      std::source_location where = std::source_location::current());
+                      weft::source_location where = weft::source_location::current());
   // receive_from() receives one datagram (truncated to `buf`). Cancel-safe.
   [[nodiscard]] std::pair<std::size_t, Endpoint> receive_from(
-      std::span<std::byte> buf, std::source_location where = std::source_location::current());
+      std::span<std::byte> buf, weft::source_location where = weft::source_location::current());
   [[nodiscard]] Endpoint local_endpoint() const;
   void close() noexcept { fd_.close(); }
   int native_handle() const noexcept { return fd_.get(); }

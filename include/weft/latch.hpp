@@ -36,7 +36,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
-#include <source_location>
+#include <weft/source_location.hpp>
 
 namespace weft {
 
@@ -53,14 +53,14 @@ class Latch {
   // count_down() decrements the count by n; at zero it releases every waiter.
   void count_down(std::ptrdiff_t n = 1);
   // wait() returns once the count is zero. A yield point.
-  void wait(std::source_location where = std::source_location::current());
+  void wait(weft::source_location where = weft::source_location::current());
   // wait_until() waits until the count is zero or `deadline` passes; true
   // when the count is zero. A yield point.
   [[nodiscard("false means the deadline passed first")]] bool wait_until(
-      Deadline deadline, std::source_location where = std::source_location::current());
+      Deadline deadline, weft::source_location where = weft::source_location::current());
   // wait_for() is wait_until(this_fiber::now() + d). A yield point.
   [[nodiscard("false means the deadline passed first")]] bool wait_for(
-      std::chrono::nanoseconds d, std::source_location where = std::source_location::current()) {
+      std::chrono::nanoseconds d, weft::source_location where = weft::source_location::current()) {
     return wait_until(detail::deadline_after(d), where);
   }
   // try_wait() is true when the count is zero. Never waits.
@@ -69,7 +69,7 @@ class Latch {
   }
   // arrive_and_wait() is count_down(n) then wait(). A yield point.
   void arrive_and_wait(std::ptrdiff_t n = 1,
-                       std::source_location where = std::source_location::current());
+                       weft::source_location where = weft::source_location::current());
   // count() is the current count (a snapshot).
   std::ptrdiff_t count() const noexcept { return count_.load(std::memory_order_acquire); }
   // waiters() is how many fibers/threads wait (diagnostics, tests).

@@ -46,7 +46,7 @@
 
 #include <chrono>
 #include <cstddef>
-#include <source_location>
+#include <weft/source_location.hpp>
 
 namespace weft {
 
@@ -62,17 +62,17 @@ class Mutex {
 
   // lock() takes the mutex, waiting while another fiber owns it. A yield point.
   // `where` (every blocking call has it) is the caller's line, for dumps.
-  void lock(std::source_location where = std::source_location::current());
+  void lock(weft::source_location where = weft::source_location::current());
   // try_lock() takes the mutex if it is free and nobody waits. Never waits.
   [[nodiscard]] bool try_lock();
   // try_lock_until() takes the mutex, waiting while another fiber owns it
   // until `deadline`; false (not owned) when the deadline passed first. A
   // yield point.
   [[nodiscard("false means the mutex is not owned")]] bool try_lock_until(
-      Deadline deadline, std::source_location where = std::source_location::current());
+      Deadline deadline, weft::source_location where = weft::source_location::current());
   // try_lock_for() is try_lock_until(this_fiber::now() + d). A yield point.
   [[nodiscard("false means the mutex is not owned")]] bool try_lock_for(
-      std::chrono::nanoseconds d, std::source_location where = std::source_location::current()) {
+      std::chrono::nanoseconds d, weft::source_location where = weft::source_location::current()) {
     return try_lock_until(detail::deadline_after(d), where);
   }
   // unlock() releases the mutex, handing it to the oldest waiter if any.

@@ -41,7 +41,7 @@
 
 #include <concepts>
 #include <cstddef>
-#include <source_location>
+#include <weft/source_location.hpp>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -81,7 +81,7 @@ auto run_race_variadic(const char* what, bool first_completion, F&&... fs)
 // run_race_vector() is run_race_variadic() for a vector of callables.
 template <class F>
 auto run_race_vector(const char* what, bool first_completion, std::vector<F>& fs,
-                     std::source_location where) -> Exit<std::invoke_result_t<F&>> {
+                     weft::source_location where) -> Exit<std::invoke_result_t<F&>> {
   using R = std::invoke_result_t<F&>;
   (void)require_scheduler(what);  // std::logic_error outside a fiber, naming the call
   if (fs.empty())
@@ -139,14 +139,14 @@ requires(std::invocable<std::decay_t<F>&>&&...) auto race_first(F&&... f)
 // race_exit() for a dynamic number of contestants; std::invalid_argument if empty.
 template <class F>
 [[nodiscard]] auto race_exit(std::vector<F>& fs,
-                             std::source_location where = std::source_location::current())
+                             weft::source_location where = weft::source_location::current())
     -> Exit<std::invoke_result_t<F&>> {
   return detail::run_race_vector("weft::race_exit", false, fs, where);
 }
 
 // race() for a dynamic number of contestants; std::invalid_argument if empty.
 template <class F>
-auto race(std::vector<F>& fs, std::source_location where = std::source_location::current())
+auto race(std::vector<F>& fs, weft::source_location where = weft::source_location::current())
     -> std::invoke_result_t<F&> {
   return detail::value_or_throw<std::invoke_result_t<F&>>(
       detail::run_race_vector("weft::race", false, fs, where));
@@ -154,7 +154,7 @@ auto race(std::vector<F>& fs, std::source_location where = std::source_location:
 
 // race_first() for a dynamic number of contestants; std::invalid_argument if empty.
 template <class F>
-auto race_first(std::vector<F>& fs, std::source_location where = std::source_location::current())
+auto race_first(std::vector<F>& fs, weft::source_location where = weft::source_location::current())
     -> std::invoke_result_t<F&> {
   return detail::value_or_throw<std::invoke_result_t<F&>>(
       detail::run_race_vector("weft::race_first", true, fs, where));

@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
-#include <source_location>
+#include <weft/source_location.hpp>
 #include <string>
 #include <type_traits>
 

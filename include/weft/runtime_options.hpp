@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <source_location>
+#include <weft/source_location.hpp>
 #include <string>
 
 namespace weft {
@@ -21,7 +21,7 @@ struct StallReport {
   std::string name;                       // the fiber's name ("" when none)
   unsigned worker = 0;                    // the worker it runs on
   std::chrono::milliseconds running{};    // how long it has run so far
-  std::source_location last_yield_point;  // line 0 when it never reached one
+  weft::source_location last_yield_point;  // line 0 when it never reached one
 };
 
 // RuntimeOptions configures a Runtime.

@@ -12,7 +12,7 @@
 #include <weft/fiber.hpp>
 
 #include <atomic>
-#include <source_location>
+#include <weft/source_location.hpp>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -49,7 +49,7 @@ class Scope {
   }
   // join() awaits every child; rethrows one failure as is, several as CauseError.
   // `where` is the caller's line, for dumps.
-  void join(std::source_location where = std::source_location::current());
+  void join(weft::source_location where = weft::source_location::current());
 
  private:
   void add(detail::FiberCore* child);

@@ -46,7 +46,7 @@
 #include <chrono>
 #include <cstddef>
 #include <mutex>
-#include <source_location>
+#include <weft/source_location.hpp>
 #include <utility>
 
 namespace weft {
@@ -62,17 +62,17 @@ class Semaphore {
   ~Semaphore() = default;
 
   // acquire() takes one permit, waiting while none is available. A yield point.
-  void acquire(std::source_location where = std::source_location::current());
+  void acquire(weft::source_location where = weft::source_location::current());
   // try_acquire() takes one permit if one is available and nobody waits. Never waits.
   [[nodiscard]] bool try_acquire();
   // try_acquire_until() takes one permit, waiting while none is available
   // until `deadline`; false (no permit taken) when the deadline passed
   // first. A yield point.
   [[nodiscard("false means no permit was taken")]] bool try_acquire_until(
-      Deadline deadline, std::source_location where = std::source_location::current());
+      Deadline deadline, weft::source_location where = weft::source_location::current());
   // try_acquire_for() is try_acquire_until(this_fiber::now() + d). A yield point.
   [[nodiscard("false means no permit was taken")]] bool try_acquire_for(
-      std::chrono::nanoseconds d, std::source_location where = std::source_location::current()) {
+      std::chrono::nanoseconds d, weft::source_location where = weft::source_location::current()) {
     return try_acquire_until(detail::deadline_after(d), where);
   }
   // release() returns `n` permits, handing each to the oldest waiter first;

@@ -7,7 +7,7 @@
 #include <weft/fiber_id.hpp>
 
 #include <chrono>
-#include <source_location>
+#include <weft/source_location.hpp>
 #include <stop_token>
 
 namespace weft {
@@ -20,12 +20,12 @@ inline void throw_if_interrupted() {
 }
 // note_site() records `where` as the current fiber's call site (a plain
 // thread: nothing).
-inline void note_site(std::source_location where) noexcept {
+inline void note_site(weft::source_location where) noexcept {
   if (FiberCore* f = current_fiber()) f->note_site(where);
 }
 // enter_yield_point() is throw_if_interrupted() that first records `where`,
 // the user's call site of a blocking call (Runtime::dump() shows it).
-inline void enter_yield_point(std::source_location where) {
+inline void enter_yield_point(weft::source_location where) {
   if (FiberCore* f = current_fiber()) {
     f->note_site(where);
     f->throw_if_interrupted();
@@ -37,16 +37,16 @@ namespace this_fiber {
 
 // id() is the current fiber's id (a plain thread has one too).
 FiberId id() noexcept;
-// Every blocking call takes a defaulted std::source_location: the caller's
+// Every blocking call takes a defaulted weft::source_location: the caller's
 // line, which Runtime::dump() and traces show (docs/debugging.md).
 // yield() lets other fibers run; a yield point.
-void yield(std::source_location where = std::source_location::current());
+void yield(weft::source_location where = weft::source_location::current());
 // sleep_for() suspends the fiber for d; a yield point.
 void sleep_for(std::chrono::nanoseconds d,
-               std::source_location where = std::source_location::current());
+               weft::source_location where = weft::source_location::current());
 // sleep_until() suspends the fiber until t; a yield point.
 void sleep_until(std::chrono::steady_clock::time_point t,
-                 std::source_location where = std::source_location::current());
+                 weft::source_location where = weft::source_location::current());
 // now() is the clock that sleeps and deadlines use: steady_clock, or the
 // runtime's virtual clock under RuntimeOptions::deterministic.
 std::chrono::steady_clock::time_point now() noexcept;
@@ -57,7 +57,7 @@ std::chrono::steady_clock::time_point now() noexcept;
 // it, the call yields once before checking (DESIGN 3.14). So a timeout on a
 // CPU loop fires even on one worker.
 // It records `where` for Runtime::dump() and the stall detector.
-inline void check_interrupt(std::source_location where = std::source_location::current()) {
+inline void check_interrupt(weft::source_location where = weft::source_location::current()) {
   // current_fiber() is not inlined: a fiber may migrate between two calls,
   // and an inlined thread_local address could be reused across the switch.
   if (detail::FiberCore* f = detail::current_fiber()) f->check_interrupt(where);

@@ -36,7 +36,7 @@
 #include <chrono>
 #include <exception>
 #include <optional>
-#include <source_location>
+#include <weft/source_location.hpp>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -62,7 +62,7 @@ enum class TimeoutWait : unsigned char {
 // If the caller is interrupted while waiting, the task is interrupted and
 // awaited, then Interrupted propagates.
 TimeoutWait await_with_deadline(FiberCore& task, std::chrono::nanoseconds d,
-                                std::source_location where);
+                                weft::source_location where);
 
 // timeout_result_t<F> is the value type timeout returns for f.
 template <class F>
@@ -70,7 +70,7 @@ using timeout_value_t = value_t<std::invoke_result_t<std::decay_t<F>&>>;
 
 // run_timeout() is timeout_exit(); `what` names the caller in errors.
 template <class F>
-auto run_timeout(const char* what, std::chrono::nanoseconds d, F&& f, std::source_location where)
+auto run_timeout(const char* what, std::chrono::nanoseconds d, F&& f, weft::source_location where)
     -> Exit<std::optional<timeout_value_t<F>>> {
   using R = std::invoke_result_t<std::decay_t<F>&>;
   using V = value_t<R>;
@@ -110,7 +110,7 @@ auto run_timeout(const char* what, std::chrono::nanoseconds d, F&& f, std::sourc
 // expiry, or f's failure cause. Throws Interrupted if the caller is interrupted.
 template <class F>
 [[nodiscard]] auto timeout_exit(std::chrono::nanoseconds d, F&& f,
-                                std::source_location where = std::source_location::current())
+                                weft::source_location where = weft::source_location::current())
     -> Exit<std::optional<detail::timeout_value_t<F>>> {
   return detail::run_timeout("weft::timeout_exit", d, std::forward<F>(f), where);
 }
@@ -119,7 +119,7 @@ template <class F>
 // f's failure is rethrown.
 template <class F>
 auto timeout(std::chrono::nanoseconds d, F&& f,
-             std::source_location where = std::source_location::current())
+             weft::source_location where = weft::source_location::current())
     -> std::optional<detail::timeout_value_t<F>> {
   return std::move(detail::run_timeout("weft::timeout", d, std::forward<F>(f), where)).value();
 }
@@ -128,7 +128,7 @@ auto timeout(std::chrono::nanoseconds d, F&& f,
 // f's failure rethrown.
 template <class F>
 auto timeout_or_throw(std::chrono::nanoseconds d, F&& f,
-                      std::source_location where = std::source_location::current())
+                      weft::source_location where = weft::source_location::current())
     -> std::invoke_result_t<std::decay_t<F>&> {
   auto result =
       std::move(detail::run_timeout("weft::timeout_or_throw", d, std::forward<F>(f), where))

@@ -6,7 +6,7 @@
 
 namespace weft::detail {
 
-Contest::Contest(std::size_t slots, const char* what, std::source_location where)
+Contest::Contest(std::size_t slots, const char* what, weft::source_location where)
     : site_{what, this, where}, queue_(slots), fibers_(slots) {}
 
 Contest::~Contest() { stop(); }

@@ -80,7 +80,7 @@ Cause Scope::collect_failures() {
   return failures;
 }
 
-void Scope::join(std::source_location where) {
+void Scope::join(weft::source_location where) {
   for (std::size_t i = 0;; ++i) {
     detail::FiberRef c;
     {

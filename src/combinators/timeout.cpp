@@ -24,7 +24,7 @@ void stop_task(FiberCore& task, FiberId me) noexcept {
 }
 
 // wait_for() is true if the task ended within d.
-bool wait_for(FiberCore& task, std::chrono::nanoseconds d, std::source_location where) {
+bool wait_for(FiberCore& task, std::chrono::nanoseconds d, weft::source_location where) {
   using Clock = std::chrono::steady_clock;
   if (d <= std::chrono::nanoseconds::zero()) return task.done();  // already expired
   const Clock::time_point now = clock_now();
@@ -40,7 +40,7 @@ bool wait_for(FiberCore& task, std::chrono::nanoseconds d, std::source_location 
 }  // namespace
 
 TimeoutWait await_with_deadline(FiberCore& task, std::chrono::nanoseconds d,
-                                std::source_location where) {
+                                weft::source_location where) {
   const FiberId me = current_id();
   bool finished = false;
   try {

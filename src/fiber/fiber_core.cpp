@@ -313,14 +313,14 @@ void FiberControl::complete_unstarted() noexcept {
 // ---------------------------------------------------------------------------
 // Awaiting
 
-void FiberCore::await_done(std::source_location where, const char* what) {
+void FiberCore::await_done(weft::source_location where, const char* what) {
   [[maybe_unused]] const bool ended =
       await_done_until(std::chrono::steady_clock::time_point::max(), where, what);
   WEFT_ASSERT(ended, "await of fiber {} woke before its end", id_);
 }
 
 bool FiberCore::await_done_until(std::chrono::steady_clock::time_point deadline,
-                                 std::source_location where, const char* what) {
+                                 weft::source_location where, const char* what) {
   if (FiberCore* self = current_fiber()) {
     if (self == this)
       throw std::logic_error(

@@ -22,7 +22,7 @@ FiberCore* FiberGroup::await_masked_until(
   return nullptr;
 }
 
-void FiberGroup::await(std::source_location where) const {
+void FiberGroup::await(weft::source_location where) const {
   for (const FiberRef& m : members_)
     if (m) m->await_done(where, "interrupt_all");
 }

@@ -17,7 +17,7 @@ namespace this_fiber {
 
 FiberId id() noexcept { return detail::current_id(); }
 
-void yield(std::source_location where) {
+void yield(weft::source_location where) {
   detail::FiberCore* f = detail::current_fiber();
   if (f == nullptr) {
     std::this_thread::yield();
@@ -29,7 +29,7 @@ void yield(std::source_location where) {
   f->throw_if_interrupted();
 }
 
-void sleep_until(std::chrono::steady_clock::time_point t, std::source_location where) {
+void sleep_until(std::chrono::steady_clock::time_point t, weft::source_location where) {
   detail::enter_yield_point(where);
   // A wait nobody completes: only its deadline (or an interrupt) ends it.
   detail::SyncQueue never_woken;
@@ -41,7 +41,7 @@ void sleep_until(std::chrono::steady_clock::time_point t, std::source_location w
 
 std::chrono::steady_clock::time_point now() noexcept { return detail::clock_now(); }
 
-void sleep_for(std::chrono::nanoseconds d, std::source_location where) {
+void sleep_for(std::chrono::nanoseconds d, weft::source_location where) {
   sleep_until(
       detail::clock_now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(d),
       where);

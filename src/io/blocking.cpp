@@ -21,7 +21,7 @@ constexpr const char* kNeverDestroyed =
 
 // wait_done() parks until the pool thread marks `job` done. Throws
 // Interrupted (interruptible only) when an interrupt ends the wait first.
-void wait_done(BlockingJob& job, bool interruptible, std::source_location where) {
+void wait_done(BlockingJob& job, bool interruptible, weft::source_location where) {
   std::unique_lock lk(job.waiters.lock());
   if (job.state.load(std::memory_order_relaxed) == BlockingJobState::done) return;
   WaitSlot slot;
@@ -31,7 +31,7 @@ void wait_done(BlockingJob& job, bool interruptible, std::source_location where)
 
 }  // namespace
 
-void run_blocking(BlockingTask& task, std::source_location where) {
+void run_blocking(BlockingTask& task, weft::source_location where) {
   FiberCore* self = current_fiber();
   if (self == nullptr) {
     task.run(std::stop_token());  // a plain thread: blocking it is the contract

@@ -48,7 +48,7 @@ using detail::socket_fd;
 TcpStream TcpStream::adopt(Fd fd) noexcept { return TcpStream(std::move(fd)); }
 
 TcpStream TcpStream::connect(std::string_view host, std::uint16_t port,
-                             std::source_location where) {
+                             weft::source_location where) {
   weft::detail::note_site(where);
   constexpr const char* kWhat = "weft::io::TcpStream::connect";
   detail::throw_if_interrupted();
@@ -62,7 +62,7 @@ TcpStream TcpStream::connect(std::string_view host, std::uint16_t port,
   detail::throw_io_error(err, fmt::format("{} {}", kWhat, ep));
 }
 
-std::size_t TcpStream::read_some(std::span<std::byte> buf, std::source_location where) {
+std::size_t TcpStream::read_some(std::span<std::byte> buf, weft::source_location where) {
   weft::detail::note_site(where);
   constexpr const char* kWhat = "weft::io::TcpStream::read_some";
   const int fd = socket_fd(fd_, kWhat);
@@ -70,7 +70,7 @@ std::size_t TcpStream::read_some(std::span<std::byte> buf, std::source_location 
                           [&] { return ::recv(fd, buf.data(), buf.size(), 0); });
 }
 
-void TcpStream::read_exact(std::span<std::byte> buf, std::source_location where) {
+void TcpStream::read_exact(std::span<std::byte> buf, weft::source_location where) {
   std::size_t done = 0;
   while (done < buf.size()) {
     const std::size_t n = read_some(buf.subspan(done), where);
@@ -82,7 +82,7 @@ void TcpStream::read_exact(std::span<std::byte> buf, std::source_location where)
   }
 }
 
-std::size_t TcpStream::write_some(std::span<const std::byte> buf, std::source_location where) {
+std::size_t TcpStream::write_some(std::span<const std::byte> buf, weft::source_location where) {
   weft::detail::note_site(where);
   constexpr const char* kWhat = "weft::io::TcpStream::write_some";
   const int fd = socket_fd(fd_, kWhat);
@@ -91,7 +91,7 @@ std::size_t TcpStream::write_some(std::span<const std::byte> buf, std::source_lo
                           [&] { return ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL); });
 }
 
-void TcpStream::write_all(std::span<const std::byte> buf, std::source_location where) {
+void TcpStream::write_all(std::span<const std::byte> buf, weft::source_location where) {
   std::size_t done = 0;
   do {
     done += write_some(buf.subspan(done), where);
@@ -140,7 +140,7 @@ TcpListener TcpListener::bind(std::string_view host, std::uint16_t port, int bac
   detail::throw_io_error(err, fmt::format("{} {}", kWhat, ep));
 }
 
-TcpStream TcpListener::accept(std::source_location where) {
+TcpStream TcpListener::accept(weft::source_location where) {
   weft::detail::note_site(where);
   constexpr const char* kWhat = "weft::io::TcpListener::accept";
   const int fd = socket_fd(fd_, kWhat);

@@ -32,7 +32,7 @@ UdpSocket UdpSocket::bind(std::string_view host, std::uint16_t port) {
 }
 
 std::size_t UdpSocket::send_to(std::span<const std::byte> buf, const Endpoint& to,
-                               std::source_location where) {
+                               weft::source_location where) {
   weft::detail::note_site(where);
   constexpr const char* kWhat = "weft::io::UdpSocket::send_to";
   const int fd = detail::socket_fd(fd_, kWhat);
@@ -45,7 +45,7 @@ std::size_t UdpSocket::send_to(std::span<const std::byte> buf, const Endpoint& t
 }
 
 std::pair<std::size_t, Endpoint> UdpSocket::receive_from(std::span<std::byte> buf,
-                                                         std::source_location where) {
+                                                         weft::source_location where) {
   weft::detail::note_site(where);
   constexpr const char* kWhat = "weft::io::UdpSocket::receive_from";
   const int fd = detail::socket_fd(fd_, kWhat);

@@ -107,35 +107,35 @@ namespace weft::io {
 
 using detail::IoDirection;
 
-void wait_readable(int fd, std::source_location where) {
+void wait_readable(int fd, weft::source_location where) {
   weft::detail::note_site(where);
   (void)detail::wait_ready(fd, detail::kAnyGeneration, IoDirection::read, Deadline::max(),
                            "weft::io::wait_readable");
 }
-void wait_writable(int fd, std::source_location where) {
+void wait_writable(int fd, weft::source_location where) {
   weft::detail::note_site(where);
   (void)detail::wait_ready(fd, detail::kAnyGeneration, IoDirection::write, Deadline::max(),
                            "weft::io::wait_writable");
 }
-bool wait_readable_until(int fd, Deadline deadline, std::source_location where) {
+bool wait_readable_until(int fd, Deadline deadline, weft::source_location where) {
   weft::detail::note_site(where);
   return detail::wait_ready(fd, detail::kAnyGeneration, IoDirection::read, deadline,
                             "weft::io::wait_readable_until");
 }
-bool wait_writable_until(int fd, Deadline deadline, std::source_location where) {
+bool wait_writable_until(int fd, Deadline deadline, weft::source_location where) {
   weft::detail::note_site(where);
   return detail::wait_ready(fd, detail::kAnyGeneration, IoDirection::write, deadline,
                             "weft::io::wait_writable_until");
 }
 
-std::size_t read_some(int fd, std::span<std::byte> buf, std::source_location where) {
+std::size_t read_some(int fd, std::span<std::byte> buf, weft::source_location where) {
   weft::detail::note_site(where);
   return detail::transfer(fd, detail::kAnyGeneration, IoDirection::read, buf.empty(),
                           "weft::io::read_some",
                           [&] { return ::read(fd, buf.data(), buf.size()); });
 }
 
-std::size_t write_some(int fd, std::span<const std::byte> buf, std::source_location where) {
+std::size_t write_some(int fd, std::span<const std::byte> buf, weft::source_location where) {
   weft::detail::note_site(where);
   // A socket is written with send(MSG_NOSIGNAL): a peer that went away is
   // EPIPE, not a process-killing SIGPIPE. Anything else (a pipe) with write(2).

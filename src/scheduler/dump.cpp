@@ -36,7 +36,7 @@ struct FiberSnap {
   bool masked = false;  // parked in a wait an interrupt cannot end
   const char* what = nullptr;
   const void* object = nullptr;
-  std::source_location site;
+  weft::source_location site;
   std::int64_t waited_ns = 0;
   std::size_t interrupters = 0;
   FiberId interrupter_ids[kMaxInterrupters] = {};

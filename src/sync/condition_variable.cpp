@@ -51,7 +51,7 @@ ConditionVariable::~ConditionVariable() {
   }
 }
 
-void ConditionVariable::arrive(Arrival& a, std::source_location where) {
+void ConditionVariable::arrive(Arrival& a, weft::source_location where) {
   // Not this_fiber::check_interrupt(): it may yield for a preemption request,
   // and the caller may hold a std::mutex (see the header).
   detail::enter_yield_point(where);
@@ -76,7 +76,7 @@ void ConditionVariable::abandon(Arrival& a) noexcept {
   if (passed_on != nullptr) detail::SyncQueue::resume(passed_on);
 }
 
-bool ConditionVariable::settle(Arrival& a, Deadline deadline, std::source_location where) {
+bool ConditionVariable::settle(Arrival& a, Deadline deadline, weft::source_location where) {
   std::unique_lock lk(queue_.lock());
   arriving_.remove(a);
   if (a.notified || a.destroyed) {

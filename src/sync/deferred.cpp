@@ -19,7 +19,7 @@ void check_deferred_failure(const std::exception_ptr& error, const char* what) {
     throw std::invalid_argument(std::string("weft::Deferred::") + what + ": null exception_ptr");
 }
 
-bool DeferredBase::wait_done_until(Deadline deadline, std::source_location where) {
+bool DeferredBase::wait_done_until(Deadline deadline, weft::source_location where) {
   detail::enter_yield_point(where);  // a yield point even when already complete
   if (done()) return true;
   std::unique_lock lk(queue_.lock());

@@ -37,9 +37,9 @@ void Latch::arrive(std::ptrdiff_t n, const char* what) {
   if (count - n == 0) queue_.wake_all(lk, [](detail::Waiter*) {});
 }
 
-void Latch::wait(std::source_location where) { (void)wait_until(Deadline::max(), where); }
+void Latch::wait(weft::source_location where) { (void)wait_until(Deadline::max(), where); }
 
-bool Latch::wait_until(Deadline deadline, std::source_location where) {
+bool Latch::wait_until(Deadline deadline, weft::source_location where) {
   detail::enter_yield_point(where);
   if (try_wait()) return true;
   std::unique_lock lk(queue_.lock());
@@ -48,7 +48,7 @@ bool Latch::wait_until(Deadline deadline, std::source_location where) {
   return queue_.park_until(lk, slot, {"Latch::wait", this, where}, kLatchDestroyed, deadline);
 }
 
-void Latch::arrive_and_wait(std::ptrdiff_t n, std::source_location where) {
+void Latch::arrive_and_wait(std::ptrdiff_t n, weft::source_location where) {
   detail::enter_yield_point(where);  // an interrupted caller does not arrive
   arrive(n, "arrive_and_wait");
   wait(where);

@@ -19,7 +19,7 @@ constexpr const char* kMutexDestroyed = "weft::Mutex destroyed while fibers wait
 // lock through std::lock_guard, std::unique_lock or std::scoped_lock gets
 // the guard's own line as the default argument. The fiber's last recorded
 // site (the caller's line before the guard) says more in a dump.
-std::source_location user_site(std::source_location where) noexcept {
+weft::source_location user_site(weft::source_location where) noexcept {
   if (std::string_view(where.file_name()).find("/include/c++/") == std::string_view::npos)
     return where;
   detail::FiberCore* f = detail::current_fiber();
@@ -28,9 +28,9 @@ std::source_location user_site(std::source_location where) noexcept {
 
 }  // namespace
 
-void Mutex::lock(std::source_location where) { (void)try_lock_until(Deadline::max(), where); }
+void Mutex::lock(weft::source_location where) { (void)try_lock_until(Deadline::max(), where); }
 
-bool Mutex::try_lock_until(Deadline deadline, std::source_location where) {
+bool Mutex::try_lock_until(Deadline deadline, weft::source_location where) {
   where = user_site(where);
   detail::enter_yield_point(where);
   const FiberId me = detail::current_id();

@@ -14,11 +14,11 @@ namespace {
 constexpr const char* kSemaphoreDestroyed = "weft::Semaphore destroyed while fibers wait on it";
 }  // namespace
 
-void Semaphore::acquire(std::source_location where) {
+void Semaphore::acquire(weft::source_location where) {
   (void)try_acquire_until(Deadline::max(), where);
 }
 
-bool Semaphore::try_acquire_until(Deadline deadline, std::source_location where) {
+bool Semaphore::try_acquire_until(Deadline deadline, weft::source_location where) {
   detail::enter_yield_point(where);
   std::unique_lock lk(queue_.lock());
   if (permits_ > 0) {

@@ -13,7 +13,7 @@
 #include <cstddef>
 #include <functional>
 #include <limits>
-#include <source_location>
+#include <weft/source_location.hpp>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -56,7 +56,7 @@ class Contest {
 
   // Contest(slots, what) prepares `slots` slots; `what` names the wait in dumps.
   // `where` is the combinator's call site (none for the variadic forms).
-  Contest(std::size_t slots, const char* what, std::source_location where = {});
+  Contest(std::size_t slots, const char* what, weft::source_location where = {});
   // ~Contest() is stop().
   ~Contest();
   Contest(const Contest&) = delete;

@@ -20,11 +20,11 @@
 #include <functional>
 #include <mutex>
 #include <optional>
-#include <source_location>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
 #include <variant>
+#include <weft/source_location.hpp>
 
 namespace weft {
 struct ForkOptions;
@@ -53,11 +53,11 @@ class FiberCore {
   // await_done() waits for the end: an interruptible yield point in a fiber,
   // a blocking call on a plain thread. Throws Interrupted if interrupted.
   // `where` and `what` are the caller's call site and call, for dumps.
-  void await_done(std::source_location where = {}, const char* what = "Fiber::await");
+  void await_done(weft::source_location where = {}, const char* what = "Fiber::await");
   // await_done_until() is await_done() with a deadline (time_point::max(): none);
   // false if it passed first.
   bool await_done_until(std::chrono::steady_clock::time_point deadline,
-                        std::source_location where = {}, const char* what = "Fiber::await");
+                        weft::source_location where = {}, const char* what = "Fiber::await");
 
   // request_interrupt() records an interrupt by `by` and wakes the fiber if it
   // is parked interruptibly. Any thread.
@@ -81,11 +81,9 @@ class FiberCore {
   // note_site() records the call site of the yield point or blocking call
   // the fiber is in (owner; a relaxed pointer store). Dumps show it, and the
   // stall detector names it as the last yield point of a fiber that stalls.
-  void note_site(std::source_location where) noexcept {
-    site_.store(where, std::memory_order_relaxed);
-  }
+  void note_site(weft::source_location where) noexcept { store_site(site_, where); }
   // site() is the last recorded call site (any thread; a snapshot).
-  std::source_location site() const noexcept { return site_.load(std::memory_order_relaxed); }
+  weft::source_location site() const noexcept { return load_site(site_); }
 
   void throw_if_interrupted() {
     if (interrupt_pending()) [[unlikely]]
@@ -94,7 +92,7 @@ class FiberCore {
   // check_interrupt() is this_fiber::check_interrupt(): two loads and a
   // branch; the slow path yields first when the monitor asked this fiber's
   // worker to make room (DESIGN 3.14), then delivers a pending interrupt.
-  void check_interrupt(std::source_location where) {
+  void check_interrupt(weft::source_location where) {
     note_site(where);
     if (interrupt_pending() || preempt_->load(std::memory_order_relaxed)) [[unlikely]]
       check_interrupt_slow();
@@ -139,8 +137,7 @@ class FiberCore {
   // The running worker's preemption flag (FiberControl::begin_run sets it).
   std::atomic<bool>* preempt_;
   // The last yield point's call site (note_site()).
-  std::atomic<std::source_location> site_{};
-  static_assert(std::atomic<std::source_location>::is_always_lock_free);
+  SiteSlot site_{};
   alignas(16) unsigned char control_[kControlStorage];
 };
 

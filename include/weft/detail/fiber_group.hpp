@@ -26,7 +26,7 @@
 
 #include <chrono>
 #include <cstddef>
-#include <source_location>
+#include <weft/source_location.hpp>
 #include <utility>
 #include <vector>
 
@@ -74,7 +74,7 @@ class FiberGroup {
   // await() waits for every member's end, in slot order: an interruptible
   // yield point (throws Interrupted, leaving the rest unawaited).
   // `where` is the caller's line, for dumps.
-  void await(std::source_location where = {}) const;
+  void await(weft::source_location where = {}) const;
   // stop() is interrupt(by) then await_masked(): no member outlives the call.
   void stop(FiberId by) const noexcept;
 

@@ -26,7 +26,7 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
-#include <source_location>
+#include <weft/source_location.hpp>
 
 namespace weft::detail {
 
@@ -45,7 +45,7 @@ enum class WaitStatus : std::uint8_t {
 struct WaitSite {
   const char* what = "wait";     // the call, e.g. "Channel::receive" (a string literal)
   const void* object = nullptr;  // the primitive waited on, or nullptr
-  std::source_location where{};  // the user's call site (a defaulted argument of the API)
+  weft::source_location where{};  // the user's call site (a defaulted argument of the API)
 };
 
 // WaitOwner is what waits: a fiber or a plain thread (the "parker"). Its
