@@ -28,8 +28,9 @@
 # the whole command took ~39 min with issue 14 (a fresh clone, the machine
 # otherwise quiet), four fifths of it building: dev ~9 min, asan ~18, tsan
 # ~11, fuzz ~2; leaving the header check and the doc snippets to the dev
-# stage took ~1.5 min off each sanitizer stage since. The Asio bridge's
-# test is the heaviest file; precompiled test headers are the next saving.
+# stage should take ~1.5 min off each sanitizer stage (from the CPU times
+# in the build logs). The Asio bridge's test is the heaviest file;
+# precompiled test headers are the next saving.
 # WEFT_STRESS_SCENARIOS / WEFT_SEED set the count and seed of both stress
 # tests in every stage; WEFT_SANITIZER_SCENARIOS sets WEFT_STRESS_SCENARIOS
 # for the asan and tsan stages only.
