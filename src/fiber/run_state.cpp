@@ -54,8 +54,9 @@ void fire_wait_timer(TimerEntry* e) {
 
 void FiberControl::park(std::optional<std::chrono::steady_clock::time_point> deadline,
                         const WaitSite& site, std::uint64_t epoch) noexcept {
-  // What dumps show while parked (relaxed stores: a diagnostic).
-  if (site.where.line() != 0) core_.note_site(site.where);
+  // What dumps show while parked (relaxed stores: a diagnostic). The call
+  // site is already in FiberCore::site_: every blocking call records it at
+  // its entry (enter_yield_point, note_site), before it can park.
   wait_object_.store(site.object, std::memory_order_relaxed);
   parked_at_.store(coarse_now_ns(), std::memory_order_relaxed);
   wait_what_.store(site.what, std::memory_order_relaxed);
