@@ -1,11 +1,15 @@
 // The fiber's own contract at its edges: await on an ended fiber is a yield
 // point, spawn takes the same callables as fork, dump walks a changing tree,
 // and the run state goes through the states docs/internals.md lists.
+#include "fiber/fiber_control.hpp"
 #include "support/scale.hpp"
 #include "support/weft_test.hpp"
 
+#include <weft/fiber_local.hpp>
+
 #include <atomic>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -16,6 +20,62 @@ using test::RuntimeTest;
 
 class FiberCoreTest : public RuntimeTest {};
 WEFT_RUNTIME_TEST_SUITE(FiberCoreTest);
+
+// A fiber's FiberExtras (src/fiber/fiber_control.hpp) is made on first use
+// by whoever comes first: the owner (here a FiberLocal set) or an
+// interrupter on another thread. Both at once: one CAS wins, the loser frees
+// its copy, and neither the value nor the interrupter is lost.
+TEST_P(FiberCoreTest, test_extras_made_by_owner_and_interrupter_at_once_keep_both) {
+  FiberLocal<int> local(0);
+  const int rounds = static_cast<int>(test::scaled(300, 50));
+  for (int round = 1; round <= rounds; ++round) {
+    std::atomic<int> ready{0};
+    int seen = -1;
+    Fiber<void> f = rt().spawn([&] {
+      ready.fetch_add(1, std::memory_order_seq_cst);
+      while (ready.load(std::memory_order_seq_cst) < 2) {
+      }                  // the interrupter is a plain thread: both sides start together
+      local.set(round);  // not a yield point: always runs
+      seen = local.get();
+      Deferred<int> never;
+      (void)never.await();  // until the interrupt, whenever it came
+    });
+    FiberId by;
+    std::thread t([&] {
+      by = detail::current_id();
+      ready.fetch_add(1, std::memory_order_seq_cst);
+      while (ready.load(std::memory_order_seq_cst) < 2) {
+      }
+      f.interrupt_fork();
+    });
+    t.join();
+    Exit<void> e = f.await();
+    EXPECT_EQ(seen, round);
+    ASSERT_TRUE(e.interrupted()) << e.cause().pretty();
+    EXPECT_TRUE(test::contains(e.cause().interruptors(), by)) << e.cause().pretty();
+  }
+}
+
+// A fiber that never needed them has no extras: an unnamed, never
+// interrupted fiber reads an empty name, no interrupters, no held Mutex.
+TEST_P(FiberCoreTest, test_fiber_without_extras_reads_empty_defaults) {
+  Exit<void> e = run([] {
+    Fiber<int> plain = fork([] { return 1; });
+    EXPECT_EQ(plain.join(), 1);
+    detail::FiberControl& c = detail::control(detail::core_of(plain));
+    EXPECT_EQ(c.name(), "");
+    FiberId ids[2];
+    EXPECT_EQ(c.interrupters_snapshot(ids, 2), 0u);
+    EXPECT_EQ(c.held(0), nullptr);
+    EXPECT_TRUE(c.interrupt_cause().empty());
+    ForkOptions options;
+    options.name = "named";
+    Fiber<int> named = fork([] { return 2; }, options);
+    EXPECT_EQ(named.join(), 2);
+    EXPECT_EQ(detail::control(detail::core_of(named)).name(), "named");
+  });
+  EXPECT_TRUE(e.ok()) << e.cause().pretty();
+}
 
 // Go (a receive from a closed channel inside a select with ctx.Done) and
 // Effect (Fiber.join checks interruption first) both stop an interrupted

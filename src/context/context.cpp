@@ -62,8 +62,8 @@ inline void swap_eh_globals(ExecutionContext& from, const ExecutionContext& to) 
   EhGlobals* g = this_thread_eh_globals();
   from.eh_caught_exceptions = g->caught_exceptions;
   from.eh_uncaught_exceptions = g->uncaught_exceptions;
-  g->caught_exceptions = to.eh_caught_exceptions;
-  g->uncaught_exceptions = to.eh_uncaught_exceptions;
+  g->caught_exceptions = to.eh_caught_exceptions;  // a new context's: its entry (see trampoline)
+  g->uncaught_exceptions = static_cast<unsigned int>(to.eh_uncaught_exceptions);
 }
 
 // --- The hop -----------------------------------------------------------------
@@ -83,12 +83,12 @@ inline void compiler_barrier() noexcept { asm volatile("" ::: "memory"); }
 // fake_stack_save == nullptr means "the running context is gone for good".
 inline void before_jump(void** fake_stack_save, const ExecutionContext& to) noexcept {
 #if WEFT_CONTEXT_ASAN
-  __sanitizer_start_switch_fiber(fake_stack_save, to.asan_stack_bottom, to.asan_stack_size);
+  __sanitizer_start_switch_fiber(fake_stack_save, to.san.asan.stack_bottom, to.san.asan.stack_size);
 #else
   (void)fake_stack_save;
 #endif
 #if WEFT_CONTEXT_TSAN
-  __tsan_switch_to_fiber(to.tsan_fiber, 0);
+  __tsan_switch_to_fiber(to.san.tsan.fiber, 0);
 #else
   (void)to;
 #endif
@@ -104,8 +104,8 @@ inline void after_jump(bctx::transfer_t t, void* own_fake_stack) noexcept {
   const void* bottom = nullptr;
   std::size_t size = 0;
   __sanitizer_finish_switch_fiber(own_fake_stack, &bottom, &size);
-  jumper->asan_stack_bottom = bottom;
-  jumper->asan_stack_size = size;
+  jumper->san.asan.stack_bottom = bottom;
+  jumper->san.asan.stack_size = size;
 #else
   (void)own_fake_stack;
 #endif
@@ -116,7 +116,18 @@ inline void after_jump(bctx::transfer_t t, void* own_fake_stack) noexcept {
   ExecutionContext* self = static_cast<Hop*>(t.data)->to;
   after_jump(t, nullptr);  // a new fiber has no fake stack yet
   compiler_barrier();
-  self->entry(self->arg);
+  // context_make left the entry and its argument in the exception-globals
+  // slots, and swap_eh_globals copied them to this thread's globals: read
+  // them back, then give this context the empty exception state it starts with.
+  auto* entry = reinterpret_cast<void (*)(void*)>(
+      reinterpret_cast<std::uintptr_t>(self->eh_caught_exceptions));
+  void* arg = reinterpret_cast<void*>(self->eh_uncaught_exceptions);
+  self->eh_caught_exceptions = nullptr;
+  self->eh_uncaught_exceptions = 0;
+  EhGlobals* g = this_thread_eh_globals();
+  g->caught_exceptions = nullptr;
+  g->uncaught_exceptions = 0;
+  entry(arg);
   std::fputs("weft: fiber entry function returned instead of calling context_exit\n", stderr);
   std::abort();
 }
@@ -133,40 +144,42 @@ void context_init_thread(ExecutionContext& self) noexcept {
     void* addr = nullptr;
     std::size_t size = 0;
     if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
-      self.asan_stack_bottom = addr;
-      self.asan_stack_size = size;
+      self.san.asan = {nullptr, addr, size};
     }
     pthread_attr_destroy(&attr);
   }
 #endif
 #if WEFT_CONTEXT_TSAN
-  self.tsan_fiber = __tsan_get_current_fiber();
-  self.tsan_fiber_owned = false;
+  self.san.tsan = {__tsan_get_current_fiber(), false};
 #endif
 }
 
 void context_make(ExecutionContext& ctx, const Stack& stack, void (*entry)(void* arg),
                   void* arg) noexcept {
   ctx = ExecutionContext{};  // a new fiber starts with no caught/uncaught exceptions
-  ctx.entry = entry;
-  ctx.arg = arg;
+  ctx.eh_caught_exceptions = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(entry));
+  ctx.eh_uncaught_exceptions = reinterpret_cast<std::uintptr_t>(arg);
   ctx.fctx = bctx::make_fcontext(stack.top(), stack.size, &trampoline);
-  ctx.asan_stack_bottom = stack.base;
-  ctx.asan_stack_size = stack.size;
+#if WEFT_CONTEXT_ASAN
+  ctx.san.asan = {nullptr, stack.base, stack.size};
+#endif
 #if WEFT_CONTEXT_TSAN
-  ctx.tsan_fiber = __tsan_create_fiber(0);
-  ctx.tsan_fiber_owned = true;
+  ctx.san.tsan = {__tsan_create_fiber(0), true};
 #endif
 }
 
 void context_switch(ExecutionContext& from, ExecutionContext& to) noexcept {
   swap_eh_globals(from, to);
   Hop hop{&from, &to};
-  before_jump(&from.asan_fake_stack, to);
+  before_jump(&from.san.asan.fake_stack, to);
   compiler_barrier();
   bctx::transfer_t t = bctx::jump_fcontext(to.fctx, &hop);
   compiler_barrier();
-  after_jump(t, from.asan_fake_stack);
+#if WEFT_CONTEXT_ASAN
+  after_jump(t, from.san.asan.fake_stack);
+#else
+  after_jump(t, nullptr);
+#endif
 }
 
 void context_exit(ExecutionContext& from, ExecutionContext& to) noexcept {
@@ -188,10 +201,9 @@ void context_exit(ExecutionContext& from, ExecutionContext& to) noexcept {
 
 void context_destroy(ExecutionContext& ctx) noexcept {
 #if WEFT_CONTEXT_TSAN
-  if (ctx.tsan_fiber_owned && ctx.tsan_fiber != nullptr) __tsan_destroy_fiber(ctx.tsan_fiber);
+  if (ctx.san.tsan.owned && ctx.san.tsan.fiber != nullptr) __tsan_destroy_fiber(ctx.san.tsan.fiber);
 #endif
-  ctx.tsan_fiber = nullptr;
-  ctx.tsan_fiber_owned = false;
+  ctx.san = ExecutionContext::SanitizerState{};
   ctx.fctx = nullptr;
 }
 

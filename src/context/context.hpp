@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "context/stack.hpp"
 
@@ -39,24 +40,35 @@ namespace weft::detail {
 struct ExecutionContext {
   void* fctx = nullptr;  // Boost fcontext_t of the suspended context
 
-  // First entry (context_make): the trampoline calls entry(arg).
-  void (*entry)(void* arg) = nullptr;
-  void* arg = nullptr;
-
   // C++ exception globals (libstdc++/libc++abi __cxa_eh_globals) of this
-  // context while it is not running; swapped on every switch.
+  // context while it is not running; swapped on every switch. Until a new
+  // context's first switch-in they hold its entry point and argument
+  // instead (a context that never ran has no exception state): the
+  // trampoline reads them back and clears the thread's globals, so a fiber's
+  // context costs no two extra words for its once-used entry (issue 15).
   void* eh_caught_exceptions = nullptr;
-  unsigned int eh_uncaught_exceptions = 0;
+  std::uintptr_t eh_uncaught_exceptions = 0;  // an unsigned int once running
 
   // ASan (WEFT_ASAN): fake-stack save slot and this context's stack bounds.
-  void* asan_fake_stack = nullptr;
-  const void* asan_stack_bottom = nullptr;
-  std::size_t asan_stack_size = 0;
-
+  struct AsanState {
+    void* fake_stack;
+    const void* stack_bottom;
+    std::size_t stack_size;
+  };
   // TSan (WEFT_TSAN): this context's TSan fiber; owned ones are destroyed by
   // context_destroy, a thread's own is not.
-  void* tsan_fiber = nullptr;
-  bool tsan_fiber_owned = false;
+  struct TsanState {
+    void* fiber;
+    bool owned;
+  };
+  // ASan and TSan never instrument one build together: they share the
+  // bytes (present in every build, for one layout). Only the sanitizer a
+  // build has is used; value-initialised to zeros.
+  union SanitizerState {
+    AsanState asan;
+    TsanState tsan;
+  };
+  SanitizerState san{};
 };
 
 // context_init_thread() describes the calling OS thread (a worker or any

@@ -2,8 +2,10 @@
 // (FiberCore, include/weft/detail/fiber_core.hpp): the run state and its
 // transitions, the worker and stack it runs on, the interruption records and
 // mask status, the joiners, the children and the list links. It lives inside
-// the FiberCore's opaque storage (no allocation of its own), is built and
-// destroyed with it, and is seen only by src/. The state machine is written
+// the FiberCore's opaque storage, is built and destroyed with it, and is seen
+// only by src/. What few fibers use (a name, the interruptors, a stop_token,
+// finalizer failures, the rethrown leaf) lives in a FiberExtras side
+// allocation made on first use. The state machine and the layout are written
 // down in docs/internals.md.
 #pragma once
 
@@ -70,6 +72,34 @@ struct FiberContext {
   RunningFiberInfo info{};
 };
 
+// kHeldMutexSlots is how many held Mutexes a fiber tracks for dumps.
+inline constexpr int kHeldMutexSlots = 2;
+
+// FiberExtras is the rarely used part of a fiber, allocated on first use by
+// FiberControl::extras() (a name at fork, an interrupt request, a stop_token,
+// a finalizer failure, a rethrown leaf, a Mutex lock, a FiberLocal value)
+// and freed with the control block.
+// Installed by a CAS (the owner and an interrupter on another thread may race
+// to create it): whoever loses deletes its copy. Never moved or freed before
+// the control block, so a pointer read with acquire stays valid as long as
+// the reader holds a reference to the fiber.
+struct FiberExtras {
+  std::string name;  // immutable once the fiber is started
+  // interruption records (any thread)
+  mutable SpinLock interrupt_lock;
+  std::vector<FiberId> interruptors WEFT_GUARDED_BY(interrupt_lock);
+  std::unique_ptr<std::stop_source> stop_source WEFT_GUARDED_BY(interrupt_lock);
+  std::vector<std::exception_ptr> finalizer_failures;  // owner-only
+  // The leaf rethrow_cause() last rethrew here (src/exit/rethrown.hpp); owner-only.
+  Cause rethrown;
+  // The Mutexes the fiber holds (FiberControl::note_acquired; owner writes,
+  // dumps read relaxed from other threads: a diagnostic).
+  std::atomic<const void*> held[kHeldMutexSlots] = {};
+  // FiberLocal values (owner-only; src/locals/); released at the fiber's
+  // end, after its finalizers.
+  LocalMap locals;
+};
+
 // FiberControl is the src-private part of one fiber (see the file comment).
 class FiberControl final : public WaitOwner {
  public:
@@ -77,13 +107,24 @@ class FiberControl final : public WaitOwner {
                const ForkOptions& options);
   FiberControl(const FiberControl&) = delete;
   FiberControl& operator=(const FiberControl&) = delete;
-  ~FiberControl() = default;
+  ~FiberControl();
 
-  // core() is the public handle this part belongs to (retain/release, id, done).
-  FiberCore& core() const noexcept { return core_; }
-  FiberId id() const noexcept { return core_.id(); }
+  // The offset of FiberCore::control_, where this object lives. FiberCore is
+  // not standard-layout (virtual), so offsetof is conditionally supported:
+  // g++ and clang give the layout offset (the silenced warning says so).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+  static constexpr std::size_t kControlOffset = offsetof(FiberCore, control_);
+#pragma GCC diagnostic pop
+  // core() is the public handle this part belongs to (retain/release, id,
+  // done): this object lives at a fixed offset in it (FiberCore::control_).
+  FiberCore& core() const noexcept {
+    return *std::launder(reinterpret_cast<FiberCore*>(
+        const_cast<char*>(reinterpret_cast<const char*>(this)) - kControlOffset));
+  }
+  FiberId id() const noexcept { return core().id(); }
   // name() is the name given at fork ("" when none).
-  const std::string& name() const noexcept { return name_; }
+  const std::string& name() const noexcept;
   // scheduler() is the runtime this fiber belongs to.
   Scheduler& scheduler() const noexcept { return *scheduler_; }
   // parent() is the fork parent, nullptr for roots and daemons.
@@ -101,10 +142,10 @@ class FiberControl final : public WaitOwner {
   // --- interruption ------------------------------------------------------------
   // request_interrupt() is FiberCore::request_interrupt().
   void request_interrupt(FiberId by);
-  bool interrupt_pending() const noexcept { return core_.interrupt_pending(); }
+  bool interrupt_pending() const noexcept { return core().interrupt_pending(); }
   // interrupting() is true once Interrupted was thrown in this fiber.
   bool interrupting() const noexcept {
-    return (core_.interrupt_flags_.load(std::memory_order_relaxed) & FiberCore::kDelivered) != 0;
+    return (core().interrupt_flags_.load(std::memory_order_relaxed) & FiberCore::kDelivered) != 0;
   }
   // interrupt_cause() is the Parallel cause of every recorded interruptor.
   Cause interrupt_cause() const;
@@ -127,12 +168,19 @@ class FiberControl final : public WaitOwner {
   // mask state, used by the Uninterruptible/Interruptible guards.
   bool mask_status() const noexcept { return interruptible_; }
   void set_mask_status(bool interruptible) noexcept { interruptible_ = interruptible; }
-  std::uint32_t& guard_depth() noexcept { return guard_depth_; }
+  // guard_depth() is the guards' nesting depth (mod 2^16: a wrap keeps the
+  // out-of-order check of MaskGuard exact for every depth that fits a stack).
+  std::uint16_t& guard_depth() noexcept { return guard_depth_; }
   // add_finalizer_failure() records an exception thrown by a finalizer while
   // unwinding; it is added to the Exit's cause after the original.
   void add_finalizer_failure(std::exception_ptr e);
-  // rethrown() is the slot of src/exit/rethrown.hpp (owner-only).
-  Cause& rethrown() noexcept { return rethrown_; }
+  // rethrown() is the slot of src/exit/rethrown.hpp (owner-only; makes the
+  // extras), rethrown_if_any() the slot or nullptr when never written.
+  Cause& rethrown() { return extras().rethrown; }
+  const Cause* rethrown_if_any() const noexcept {
+    const FiberExtras* x = extras_if_any();
+    return x != nullptr ? &x->rethrown : nullptr;
+  }
   // yield() switches to the worker, which requeues this fiber (owner-only).
   void yield() noexcept { suspend(SwitchAction::yield); }
 
@@ -154,16 +202,18 @@ class FiberControl final : public WaitOwner {
   // -> `done`.
   void retire() noexcept;
   Worker* worker() const noexcept { return worker_; }
-  std::size_t stack_size_request() const noexcept { return stack_size_; }
+  // stack_size_request() is the stack size asked at fork; only until the
+  // first run, which replaces it with the stack itself (context().stack).
+  std::size_t stack_size_request() const noexcept { return context_.stack.size; }
   // context() is the saved execution context, stack and overflow info.
   FiberContext& context() noexcept { return context_; }
 
   // run_on_own_stack() runs the fiber's life on its own stack (entry point).
   void run_on_own_stack() noexcept;
   // The parker interface (WaitOwner; src/fiber/run_state.cpp).
-  void note_masked_wait_end() noexcept override { core_.note_held_off(); }
+  void note_masked_wait_end() noexcept override { core().note_held_off(); }
   bool interrupt_pending_after_begin() const noexcept override {
-    return (core_.interrupt_flags_.load(std::memory_order_seq_cst) & FiberCore::kPending) != 0;
+    return (core().interrupt_flags_.load(std::memory_order_seq_cst) & FiberCore::kPending) != 0;
   }
   // park() suspends this fiber (`parking`, set by prepare_park()) until
   // unpark(); a deadline arms a timer on its worker that claims the wait.
@@ -201,18 +251,27 @@ class FiberControl final : public WaitOwner {
   // note_acquired()/note_released() track the Mutexes this fiber holds
   // (owner-only writes), so that a dump names the holder of a Mutex its
   // waiters wait on. Only the first kHeldSlots are tracked.
-  static constexpr int kHeldSlots = 2;
+  static constexpr int kHeldSlots = kHeldMutexSlots;
   void note_acquired(const void* mutex) noexcept;
   void note_released(const void* mutex) noexcept;
   // held() is held-Mutex slot k (nullptr: empty).
-  const void* held(int k) const noexcept { return held_[k].load(std::memory_order_relaxed); }
+  const void* held(int k) const noexcept {
+    const FiberExtras* x = extras_if_any();
+    return x != nullptr ? x->held[k].load(std::memory_order_relaxed) : nullptr;
+  }
   // interrupters_snapshot() copies up to `max` interrupter ids to `out` and
   // returns how many interrupts were requested.
   std::size_t interrupters_snapshot(FiberId* out, std::size_t max) const;
-  // root list hooks (Scheduler only)
-  ListHook<FiberControl> root_hook;
-  // locals() is this fiber's FiberLocal values (owner-only; src/locals/).
-  LocalMap& locals() noexcept { return locals_; }
+  // tree_hook links a root into the Scheduler's root list, or a fork child
+  // into its parent's children_: a fiber is in exactly one of the two.
+  ListHook<FiberControl> tree_hook;
+  // locals() is this fiber's FiberLocal values (owner-only; src/locals/;
+  // makes the extras), locals_if_any() them or nullptr when none was set.
+  LocalMap& locals() { return extras().locals; }
+  const LocalMap* locals_if_any() const noexcept {
+    const FiberExtras* x = extras_if_any();
+    return x != nullptr ? &x->locals : nullptr;
+  }
 
  private:
   void complete_unstarted() noexcept;
@@ -227,50 +286,45 @@ class FiberControl final : public WaitOwner {
   void end_children() noexcept;
   void publish(const Cause& cause) noexcept;
   Cause with_finalizer_failures(Cause cause) noexcept;
+  // extras() is the side allocation, made on first use (any thread; see
+  // FiberExtras); extras_if_any() is it or nullptr, without making it.
+  FiberExtras& extras();
+  // extras_nothrow() is extras(), or nullptr when the allocation fails.
+  FiberExtras* extras_nothrow() noexcept;
+  FiberExtras* extras_if_any() const noexcept { return extras_.load(std::memory_order_acquire); }
 
-  // identity and ownership
-  FiberCore& core_;
+  // Field order packs the one-byte fields together (sizeof is static_assert'ed
+  // in fiber_core.cpp; docs/internals.md has the layout).
+  // identity and ownership (core() is computed: a fixed offset)
   Scheduler* scheduler_;
   FiberControl* parent_;
-  std::string name_;
-  std::size_t stack_size_;
+  Worker* worker_ = nullptr;  // scheduling
+  std::atomic<FiberExtras*> extras_{nullptr};
 
-  // scheduling
+  // Eight bytes: the one-byte fields, three owner-only bits, the guard depth.
   std::atomic<RunState> run_state_{RunState::runnable};
-  Worker* worker_ = nullptr;
-  SwitchAction switch_action_ = SwitchAction::none;
-  bool started_ = false;
-  bool forked_uninterruptible_;
-  bool interruptible_;  // owner-only mask status
-  std::uint32_t guard_depth_ = 0;
-  // The current wait and held Mutexes (see blocked_on()).
+  std::atomic<bool> finalizing_{false};
+  // children (intrusive list guarded by children_lock_)
+  SpinLock children_lock_;
+  SwitchAction switch_action_ = SwitchAction::none;  // owner-only
+  // Owner-only bits (one memory location: only the fiber itself, or its
+  // worker while it does not run, touches them).
+  bool started_ : 1 = false;
+  bool forked_uninterruptible_ : 1;
+  bool interruptible_ : 1;  // the mask status
+  std::uint16_t guard_depth_ = 0;
+
+  // The current wait (see blocked_on()); the held Mutexes are in the extras.
   std::atomic<const char*> wait_what_{nullptr};
   std::atomic<const void*> wait_object_{nullptr};
   std::atomic<std::int64_t> parked_at_{0};
-  std::atomic<const void*> held_[kHeldSlots] = {};
-  std::atomic<bool> finalizing_{false};
-
-  // interruption
-  mutable SpinLock interrupt_lock_;
-  std::vector<FiberId> interruptors_ WEFT_GUARDED_BY(interrupt_lock_);
-  std::unique_ptr<std::stop_source> stop_source_ WEFT_GUARDED_BY(interrupt_lock_);
-  std::vector<std::exception_ptr> finalizer_failures_;  // owner-only
-  // The leaf rethrow_cause() last rethrew here (src/exit/rethrown.hpp); owner-only.
-  Cause rethrown_;
 
   // completion
   SyncQueue joiners_;
 
-  // children (intrusive list guarded by children_lock_)
-  SpinLock children_lock_;
-  ListHook<FiberControl> sibling_hook_;
-  IntrusiveList<FiberControl, &FiberControl::sibling_hook_> children_
-      WEFT_GUARDED_BY(children_lock_);
+  IntrusiveList<FiberControl, &FiberControl::tree_hook> children_ WEFT_GUARDED_BY(children_lock_);
 
   FiberContext context_;
-
-  // FiberLocal values; released at the fiber's end, after its finalizers.
-  LocalMap locals_;
 };
 
 // coarse_now_ns() is CLOCK_MONOTONIC_COARSE in nanoseconds: a few ns to

@@ -5,6 +5,7 @@
 #include <weft/detail/fiber_group.hpp>
 #include <weft/fiber.hpp>
 
+#include "context/block_pool.hpp"
 #include "exit/rethrown.hpp"
 #include "fiber/fiber_control.hpp"
 #include "scheduler/scheduler.hpp"
@@ -36,6 +37,8 @@ std::atomic<bool> g_no_preempt{false};  // a flag never set: before the first ru
 static_assert(sizeof(FiberControl) <= FiberCore::kControlStorage,
               "raise FiberCore::kControlStorage");
 static_assert(alignof(FiberControl) <= 16);
+// core() relies on control_ being at kControlOffset (the last member).
+static_assert(FiberControl::kControlOffset + FiberCore::kControlStorage <= sizeof(FiberCore));
 
 std::int64_t live_fiber_objects() noexcept {
 #ifdef WEFT_DEBUG_ASSERTS
@@ -68,20 +71,32 @@ Scheduler& require_scheduler(const char* what) {
 }
 
 namespace {
-// rethrown_slot() is the current fiber's slot, or this plain thread's (a
-// plain thread does not migrate, so a thread-local is its own).
-Cause& rethrown_slot() noexcept {
+// A plain thread's slot (a plain thread does not migrate, so a
+// thread-local is its own). Out of line and noinline: a fiber's call may
+// have migrated since its last one (context.hpp, rule 2).
+[[gnu::noinline]] Cause& thread_rethrown_slot() noexcept {
   thread_local Cause tls_rethrown;
-  if (FiberCore* f = current_fiber()) return control(*f).rethrown();
   return tls_rethrown;
 }
 }  // namespace
 
-void remember_rethrown(const Cause& leaf) noexcept { rethrown_slot() = leaf; }
+void remember_rethrown(const Cause& leaf) noexcept {
+  // A fiber's slot is in its extras, made here on the first rethrow.
+  if (FiberCore* f = current_fiber()) {
+    control(*f).rethrown() = leaf;
+  } else {
+    thread_rethrown_slot() = leaf;
+  }
+}
 
 Cause recall_rethrown(const std::exception_ptr& error) noexcept {
-  const Cause& leaf = rethrown_slot();
-  if (!leaf.empty() && leaf.exception() == error) return leaf;
+  const Cause* leaf = nullptr;
+  if (FiberCore* f = current_fiber()) {
+    leaf = control(*f).rethrown_if_any();  // nullptr: never rethrew
+  } else {
+    leaf = &thread_rethrown_slot();
+  }
+  if (leaf != nullptr && !leaf->empty() && leaf->exception() == error) return *leaf;
   return Cause();
 }
 
@@ -107,6 +122,10 @@ FiberCore::~FiberCore() {
   count_object(-1);
 }
 
+void* FiberCore::operator new(std::size_t size) { return block_allocate(size); }
+
+void FiberCore::operator delete(void* p, std::size_t size) noexcept { block_free(p, size); }
+
 void FiberCore::release() noexcept {
   // acq_rel: the last owner sees every write made through other references.
   // Out of line: inlined, the destructor call bloats every handle's copy.
@@ -115,13 +134,49 @@ void FiberCore::release() noexcept {
 
 FiberControl::FiberControl(FiberCore& core, Scheduler& scheduler, FiberCore* parent,
                            const ForkOptions& options)
-    : core_(core),
-      scheduler_(&scheduler),
+    : scheduler_(&scheduler),
       parent_(parent != nullptr ? &control(*parent) : nullptr),
-      name_(options.name),
-      stack_size_(options.stack_size != 0 ? options.stack_size : scheduler.default_stack_size()),
       forked_uninterruptible_(options.uninterruptible),
-      interruptible_(!options.uninterruptible) {}
+      interruptible_(!options.uninterruptible) {
+  WEFT_ASSERT(&core == &this->core(), "FiberControl not at FiberCore::control_");
+  (void)core;
+  // The stack is taken at the first run; until then its size is the request.
+  context_.stack.size =
+      options.stack_size != 0 ? options.stack_size : scheduler.default_stack_size();
+  if (!options.name.empty()) extras().name = options.name;
+}
+
+FiberControl::~FiberControl() { delete extras_.load(std::memory_order_acquire); }
+
+FiberExtras* FiberControl::extras_nothrow() noexcept {
+  FiberExtras* x = extras_.load(std::memory_order_acquire);
+  if (x != nullptr) [[likely]]
+    return x;
+  // The owner (a name, a finalizer failure, a rethrow, a Mutex, a FiberLocal)
+  // and interrupters on other threads may race here: the first CAS wins, the
+  // others free their copy. acq_rel: the winner's construction happens
+  // before every use through the pointer (the losers' acquire reads it).
+  auto* mine = new (std::nothrow) FiberExtras();
+  if (mine == nullptr) return nullptr;
+  if (extras_.compare_exchange_strong(x, mine, std::memory_order_acq_rel,
+                                      std::memory_order_acquire))
+    return mine;
+  delete mine;
+  return x;
+}
+
+FiberExtras& FiberControl::extras() {
+  FiberExtras* x = extras_nothrow();
+  if (x == nullptr) [[unlikely]]
+    throw std::bad_alloc();
+  return *x;
+}
+
+const std::string& FiberControl::name() const noexcept {
+  static const std::string kNone;
+  const FiberExtras* x = extras_if_any();
+  return x != nullptr ? x->name : kNone;
+}
 
 // ---------------------------------------------------------------------------
 // Starting
@@ -224,8 +279,10 @@ void FiberControl::live_and_end() noexcept {
   // The body and its finalizers are over: drop the exception rethrow_cause()
   // held and this fiber's FiberLocal values (a handle kept alive does not
   // keep them; forked children share the table by reference).
-  rethrown_ = Cause();
-  locals_ = LocalMap();
+  if (FiberExtras* x = extras_if_any()) {
+    x->rethrown = Cause();
+    x->locals = LocalMap();
+  }
   end_children();
   if (Tracer* t = scheduler_->tracer()) [[unlikely]]
     t->finalizer(scheduler_->current_worker(), *this, /*start=*/false);
@@ -235,7 +292,7 @@ void FiberControl::live_and_end() noexcept {
 Cause FiberControl::run_and_catch() noexcept {
   Cause cause;
   try {
-    core_.run_body();
+    core().run_body();
   } catch (const Interrupted& e) {
     cause = interrupt_pending() ? interrupt_cause() : e.cause();
   } catch (...) {
@@ -249,19 +306,21 @@ Cause FiberControl::run_and_catch() noexcept {
   finalizing_.store(true, std::memory_order_relaxed);
   if (Tracer* t = scheduler_->tracer()) [[unlikely]]
     t->finalizer(scheduler_->current_worker(), *this, /*start=*/true);
-  core_.destroy_callable();
+  core().destroy_callable();
   return cause;
 }
 
 Cause FiberControl::with_finalizer_failures(Cause cause) noexcept {
-  for (auto& e : finalizer_failures_)
+  FiberExtras* x = extras_if_any();
+  if (x == nullptr) return cause;  // no finalizer failed
+  for (auto& e : x->finalizer_failures)
     cause = Cause::sequential(std::move(cause), Cause::fail(e, "in finalizer", site_of(*this)));
-  finalizer_failures_.clear();
+  x->finalizer_failures.clear();
   return cause;
 }
 
 void FiberControl::add_finalizer_failure(std::exception_ptr e) {
-  finalizer_failures_.push_back(std::move(e));
+  extras().finalizer_failures.push_back(std::move(e));
 }
 
 void FiberControl::end_children() noexcept {
@@ -284,10 +343,10 @@ void FiberControl::publish(const Cause& cause) noexcept {
                                                      : ExitKind::failure;
     t->exit(scheduler_->current_worker(), *this, kind);
   }
-  core_.store_exit(cause);
+  core().store_exit(cause);
   {
     std::unique_lock lk(joiners_.lock());
-    core_.done_.store(true, std::memory_order_release);
+    core().done_.store(true, std::memory_order_release);
     joiners_.wake_all(lk, [](Waiter*) {});
   }
   if (parent_ != nullptr) {
@@ -304,7 +363,7 @@ void FiberControl::complete_unstarted() noexcept {
   Tracer* const t = scheduler_->tracer();
   if (t != nullptr) [[unlikely]]
     t->finalizer(scheduler_->current_worker(), *this, /*start=*/true);
-  core_.destroy_callable();  // its captures are its only finalizers
+  core().destroy_callable();  // its captures are its only finalizers
   if (t != nullptr) [[unlikely]]
     t->finalizer(scheduler_->current_worker(), *this, /*start=*/false);
   publish(interrupt_cause());
@@ -342,20 +401,20 @@ void FiberControl::await_done_masked() noexcept {
 
 bool FiberControl::await_done_masked_until(
     std::chrono::steady_clock::time_point deadline) noexcept {
-  return wait_end(deadline, /*interruptible=*/false, {"await the end (masked)", &core_, {}});
+  return wait_end(deadline, /*interruptible=*/false, {"await the end (masked)", &core(), {}});
 }
 
 bool FiberControl::wait_end(std::chrono::steady_clock::time_point deadline, bool interruptible,
                             const WaitSite& site) {
-  if (core_.done()) return true;
+  if (core().done()) return true;
   std::unique_lock lk(joiners_.lock());
-  if (core_.done()) return true;
+  if (core().done()) return true;
   WaitSlot slot;
   // A fiber's control block outlives its joiners (each holds a reference),
   // so the queue is never destroyed under them.
   const bool woken = joiners_.park_until(lk, slot, site, "weft: fiber destroyed while awaited",
                                          deadline, interruptible);
-  return woken || core_.done();
+  return woken || core().done();
 }
 
 // ---------------------------------------------------------------------------
@@ -369,12 +428,13 @@ void FiberControl::request_interrupt(FiberId by) {
     t->interrupt_requested(scheduler_->current_worker(), *this, by);
   std::stop_source* stop = nullptr;
   {
-    std::lock_guard lk(interrupt_lock_);
-    interruptors_.push_back(by);
-    stop = stop_source_.get();
+    FiberExtras& x = extras();  // made by the first requester
+    std::lock_guard lk(x.interrupt_lock);
+    x.interruptors.push_back(by);
+    stop = x.stop_source.get();
   }
   // seq_cst: pairs with the owner's seq_cst begin_wait() + flag read (Dekker).
-  core_.interrupt_flags_.fetch_or(FiberCore::kPending, std::memory_order_seq_cst);
+  core().interrupt_flags_.fetch_or(FiberCore::kPending, std::memory_order_seq_cst);
   if (try_claim_interrupted()) unpark();
   if (stop != nullptr) stop->request_stop();
 }
@@ -383,7 +443,7 @@ Cause FiberControl::take_interrupt_cause() {
   // relaxed: only the fiber itself sets kDelivered; the flags' order is
   // given by kPending's seq_cst accesses.
   const std::uint32_t before =
-      core_.interrupt_flags_.fetch_or(FiberCore::kDelivered, std::memory_order_relaxed);
+      core().interrupt_flags_.fetch_or(FiberCore::kDelivered, std::memory_order_relaxed);
   if ((before & FiberCore::kDelivered) == 0) note_delivered();
   return interrupt_cause();
 }
@@ -395,26 +455,31 @@ void FiberControl::note_delivered() noexcept {
 }
 
 Cause FiberControl::interrupt_cause() const {
+  const FiberExtras* x = extras_if_any();
+  if (x == nullptr) return Cause();  // never interrupted
   const Cause::Site self = site_of(*this);
-  std::lock_guard lk(interrupt_lock_);
+  std::lock_guard lk(x->interrupt_lock);
   Cause c;
-  for (FiberId by : interruptors_) c = Cause::parallel(std::move(c), Cause::interrupt(by, self));
+  for (FiberId by : x->interruptors) c = Cause::parallel(std::move(c), Cause::interrupt(by, self));
   return c;
 }
 
 std::size_t FiberControl::interrupters_snapshot(FiberId* out, std::size_t max) const {
-  std::lock_guard lk(interrupt_lock_);
-  std::copy_n(interruptors_.begin(), std::min(max, interruptors_.size()), out);
-  return interruptors_.size();
+  const FiberExtras* x = extras_if_any();
+  if (x == nullptr) return 0;
+  std::lock_guard lk(x->interrupt_lock);
+  std::copy_n(x->interruptors.begin(), std::min(max, x->interruptors.size()), out);
+  return x->interruptors.size();
 }
 
 std::stop_token FiberControl::stop_token() {
-  std::lock_guard lk(interrupt_lock_);
-  if (!stop_source_) {
-    stop_source_ = std::make_unique<std::stop_source>();
-    if (interrupt_pending()) stop_source_->request_stop();
+  FiberExtras& x = extras();
+  std::lock_guard lk(x.interrupt_lock);
+  if (!x.stop_source) {
+    x.stop_source = std::make_unique<std::stop_source>();
+    if (interrupt_pending()) x.stop_source->request_stop();
   }
-  return stop_source_->get_token();
+  return x.stop_source->get_token();
 }
 
 bool FiberControl::interruptible_now() const noexcept {
@@ -426,7 +491,7 @@ void FiberCore::deliver_interrupt() { control(*this).deliver_interrupt(); }
 
 void FiberControl::deliver_interrupt() {
   if (!interruptible_now()) {
-    core_.note_held_off();
+    core().note_held_off();
     return;
   }
   throw_interrupted();
@@ -439,11 +504,11 @@ void FiberControl::check_interrupt_slow() {
   // interval while other work waited. Yield once (not an interruption: masks
   // do not apply), then deliver as every yield point does. A request meant
   // for the worker's previous fiber costs this one a spurious yield at most.
-  if (core_.preempt_->exchange(false, std::memory_order_relaxed)) {
-    core_.throw_if_interrupted();
+  if (core().preempt_->exchange(false, std::memory_order_relaxed)) {
+    core().throw_if_interrupted();
     suspend(SwitchAction::yield);
   }
-  core_.throw_if_interrupted();
+  core().throw_if_interrupted();
 }
 
 void interrupt_self_and_check(FiberCore& self) {

@@ -82,7 +82,9 @@ void FiberControl::park(std::optional<std::chrono::steady_clock::time_point> dea
 }
 
 void FiberControl::note_acquired(const void* mutex) noexcept {
-  for (auto& slot : held_) {
+  FiberExtras* x = extras_nothrow();  // the first Mutex a fiber takes makes the extras
+  if (x == nullptr) return;           // a diagnostic: untracked without memory
+  for (auto& slot : x->held) {
     if (slot.load(std::memory_order_relaxed) == nullptr) {
       slot.store(mutex, std::memory_order_relaxed);
       return;
@@ -91,7 +93,9 @@ void FiberControl::note_acquired(const void* mutex) noexcept {
 }
 
 void FiberControl::note_released(const void* mutex) noexcept {
-  for (auto& slot : held_) {
+  FiberExtras* x = extras_if_any();
+  if (x == nullptr) return;
+  for (auto& slot : x->held) {
     if (slot.load(std::memory_order_relaxed) == mutex) {
       slot.store(nullptr, std::memory_order_relaxed);
       return;

@@ -13,7 +13,7 @@ namespace weft::detail {
 
 inline RunStart FiberControl::begin_run(Worker* w, std::atomic<bool>* preempt) noexcept {
   worker_ = w;
-  core_.preempt_ = preempt;
+  core().preempt_ = preempt;
   if (!started_) {
     if (interrupt_pending() && !forked_uninterruptible_) {
       // DESIGN 3.2: interrupted before its body started: it never runs.

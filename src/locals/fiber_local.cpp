@@ -107,7 +107,14 @@ LocalMap& current_locals() noexcept {
   return tls_locals;
 }
 
-const LocalBox* find_local(std::uint64_t key) noexcept { return current_locals().find(key); }
+const LocalBox* find_local(std::uint64_t key) noexcept {
+  if (FiberCore* f = current_fiber()) {
+    // A read makes no extras: a fiber that never set one has no table.
+    const LocalMap* m = control(*f).locals_if_any();
+    return m != nullptr ? m->find(key) : nullptr;
+  }
+  return current_locals().find(key);
+}
 
 void restore_local(LocalMap* owner, std::uint64_t key, LocalBox* previous) noexcept {
   LocalMap& mine = current_locals();
@@ -120,7 +127,11 @@ void restore_local(LocalMap* owner, std::uint64_t key, LocalBox* previous) noexc
 }
 
 void inherit_locals(FiberCore& child, FiberCore& forker) noexcept {
-  control(child).locals() = control(forker).locals();
+  // Nothing to share (the common case): the child makes no extras. Else an
+  // allocation failure terminates, as the table copies below may.
+  const LocalMap* theirs = control(forker).locals_if_any();
+  if (theirs == nullptr || theirs->empty()) return;
+  control(child).locals() = *theirs;
 }
 
 }  // namespace weft::detail

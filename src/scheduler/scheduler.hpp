@@ -299,7 +299,7 @@ class Scheduler {
   alignas(64) std::atomic<int> spinning_{0};
 
   mutable std::mutex roots_mu_;
-  using RootList = IntrusiveList<FiberControl, &FiberControl::root_hook>;
+  using RootList = IntrusiveList<FiberControl, &FiberControl::tree_hook>;
   RootList roots_;  // roots and daemons, guarded by roots_mu_
   std::atomic<std::int64_t> live_outside_{0};
   // The highest live() seen by sample_peak() (relaxed CAS-max: a statistic).

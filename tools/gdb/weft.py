@@ -155,11 +155,17 @@ def _member(addr, struct_type, name):
 
 
 def _core_address(control):
-    """The address and type of a FiberControl's FiberCore (its `core_` reference)."""
-    field = next(f for f in control.type.strip_typedefs().fields() if f.name == "core_")
-    core_type = field.type.strip_typedefs().target()
-    slot = int(control.address) + field.bitpos // 8  # a reference is stored as a pointer
-    return int(gdb.Value(slot).cast(core_type.pointer().pointer()).dereference()), core_type
+    """The address and type of a FiberControl's FiberCore: a `core_` reference
+    in older builds; since issue 15 the FiberControl lives in FiberCore::control_."""
+    fields = control.type.strip_typedefs().fields()
+    field = next((f for f in fields if f.name == "core_"), None)
+    if field is not None:
+        core_type = field.type.strip_typedefs().target()
+        slot = int(control.address) + field.bitpos // 8  # a reference is stored as a pointer
+        return int(gdb.Value(slot).cast(core_type.pointer().pointer()).dereference()), core_type
+    core_type = gdb.lookup_type("weft::detail::FiberCore")
+    storage = next(f for f in core_type.fields() if f.name == "control_")
+    return int(control.address) - storage.bitpos // 8, core_type
 
 
 def _fiber_id(control):
@@ -179,7 +185,16 @@ class Fiber:
         self.flags = int(_scalar(_member(core, core_type, "interrupt_flags_")))
         parent = control["parent_"]
         self.parent = 0 if int(parent) == 0 else _fiber_id(parent.dereference())
-        self.name = _string(control["name_"])
+        fields = _field_names(control.type)
+        # Since issue 15 the name and the interruptors are in the FiberExtras
+        # side allocation (extras_, nullptr until first use).
+        extras = None
+        if "extras_" in fields:
+            p = _scalar(control["extras_"])
+            extras = None if int(p) == 0 else p.dereference()
+            self.name = "" if extras is None else _string(extras["name"])
+        else:
+            self.name = _string(control["name_"])
         self.state = _enum_name(_scalar(control["run_state_"]))
         worker = control["worker_"]
         self.worker = None if int(worker) == 0 else int(worker.dereference()["index_"])
@@ -187,20 +202,26 @@ class Fiber:
         self.started = bool(control["started_"])
         # Fields read when this build has them (the wait's object, the call
         # site, finalizing, held Mutexes came with issue 14's dumps).
-        fields = _field_names(control.type)
         what = control["wait_what_" if "wait_what_" in fields else "blocked_on_"]
         self.blocked_on = _c_string(_scalar(what))
         self.finalizing = "finalizing_" in fields and bool(_scalar(control["finalizing_"]))
         self.object = int(_scalar(control["wait_object_"])) if "wait_object_" in fields else 0
         self.held = []
-        if "held_" in fields:
+        held = None
+        if "extras_" in fields:  # issue 15: in the side allocation, when made
+            held = None if extras is None else extras["held"]
+        elif "held_" in fields:
             held = control["held_"]
+        if held is not None:
             lo, hi = held.type.strip_typedefs().range()
             self.held = [a for a in (int(_scalar(held[i])) for i in range(lo, hi + 1)) if a]
         self.interruptors = []
         if self.flags & 3:  # who asked (a std::vector<FiberId>, libstdc++ layout)
             try:
-                v = control["interruptors_"]["_M_impl"]
+                if "extras_" in fields:
+                    v = extras["interruptors"]["_M_impl"]
+                else:
+                    v = control["interruptors_"]["_M_impl"]
                 begin, end = v["_M_start"], v["_M_finish"]
                 n = min(int(end - begin), 8)
                 self.interruptors = [int((begin + i).dereference()["value_"]) for i in range(n)]
@@ -254,6 +275,13 @@ def _registry_head():
         )
 
 
+def _tree_hook(head, old):
+    """The hook of the root and children lists: one `tree_hook` since issue
+    15, `old` (root_hook, sibling_hook_) before."""
+    names = _field_names(head.type.strip_typedefs().target())
+    return "tree_hook" if "tree_hook" in names else old
+
+
 def _list(head, hook):
     """The elements of an IntrusiveList through their `hook` member."""
     p = head
@@ -279,7 +307,7 @@ def fibers():
     count = 0
     seen = set()
     for addr, sched in runtimes():
-        stack = [(p, 0) for p in reversed(list(_list(sched["roots_"]["head_"], "root_hook")))]
+        stack = [(p, 0) for p in reversed(list(_list(sched["roots_"]["head_"], _tree_hook(sched["roots_"]["head_"], "root_hook"))))]
         while stack:
             p, depth = stack.pop()
             if int(p) in seen or count >= MAX_FIBERS:
@@ -289,7 +317,7 @@ def fibers():
             control = p.dereference()
             try:
                 fiber = Fiber(control, depth, addr)
-                children = list(_list(control["children_"]["head_"], "sibling_hook_"))
+                children = list(_list(control["children_"]["head_"], _tree_hook(control["children_"]["head_"], "sibling_hook_")))
             except gdb.MemoryError as e:
                 gdb.write("weft: fiber at 0x%x unreadable (%s)\n" % (int(p), e))
                 continue

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <type_traits>
@@ -47,6 +48,8 @@ class FiberCore {
   // retain()/release() share ownership (handles, the runtime, a parent).
   void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept;
+  // ref_count() is a snapshot of the reference count (tests, diagnostics).
+  std::uint32_t ref_count() const noexcept { return refs_.load(std::memory_order_relaxed); }
 
   // done() is true once the Exit is published (acquire: the Exit is visible).
   bool done() const noexcept { return done_.load(std::memory_order_acquire); }
@@ -101,8 +104,22 @@ class FiberCore {
   // exit_cause() is the published Exit's cause (only after done()).
   virtual Cause exit_cause() const = 0;
 
-  // Bytes of the src-private part (static_assert'ed there).
-  static constexpr std::size_t kControlStorage = 464;
+  // Bytes of the src-private part (static_assert'ed there; docs/internals.md
+  // has its layout).
+  static constexpr std::size_t kControlStorage = 256;
+
+  // Control blocks (every FiberTask) come from per-thread caches of the
+  // common sizes (src/context/block_pool.hpp): `delete this` in release()
+  // passes the dynamic size. Over-aligned tasks (a capture with
+  // alignas(> 16)) use the global allocator.
+  static void* operator new(std::size_t size);
+  static void operator delete(void* p, std::size_t size) noexcept;
+  static void* operator new(std::size_t size, std::align_val_t align) {
+    return ::operator new(size, align);
+  }
+  static void operator delete(void* p, std::size_t, std::align_val_t align) noexcept {
+    ::operator delete(p, align);  // unsized: clang enables sized deallocation only on request
+  }
 
  protected:
   FiberCore(Scheduler& scheduler, FiberCore* parent, const ForkOptions& options);
