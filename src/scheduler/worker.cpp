@@ -373,13 +373,13 @@ void Worker::switched_in(FiberControl* f) noexcept {
 }
 
 // switched_out() runs after f's context is saved: in the worker loop, or on
-// the stack of the fiber f switched to directly.
+// the stack of the fiber f switched to directly (finish_handoff). The
+// running-fiber records are the caller's: the loop clears them, a direct
+// switch overwrites them at once (switched_in).
 void Worker::switched_out(FiberControl* f) {
   if (Tracer* t = sched_.tracer()) [[unlikely]]
     t->run_end(*this, *f, run_start_);
   run_seq_.store(run_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  set_running_fiber(nullptr);
-  tls_current_fiber = nullptr;
   FiberContext& fc = f->context();
   if (!fc.stack.guarded && !stack_canary_intact(fc.stack))
     report_canary_overflow(f->id().value(), fc.info.name, fc.stack.size);
@@ -393,6 +393,8 @@ void Worker::run_fiber(FiberControl* f) {
     context_switch(sched_ctx_, f->context().ctx);
     // Back in the loop: the fiber that switched here is the last one
     // switched in, f or one reached from f by direct switches.
+    set_running_fiber(nullptr);
+    tls_current_fiber = nullptr;
     switched_out(running_.load(std::memory_order_relaxed));
     // A fiber pick_direct() left for us to end unstarted (begin_run ends it).
     f = std::exchange(ends_unstarted_, nullptr);
@@ -447,8 +449,8 @@ FiberControl* Worker::pick_direct(FiberControl* from) {
 // the outgoing fiber's context is saved, so it can be published now.
 void Worker::finish_handoff(FiberControl* in) {
   FiberControl* out = std::exchange(handoff_from_, nullptr);
-  switched_out(out);
-  switched_in(in);
+  switched_out(out);  // the running-fiber records still name `out`...
+  switched_in(in);    // ...until here
 }
 
 void Worker::after_switch(FiberControl* f) {
