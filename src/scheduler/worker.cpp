@@ -424,9 +424,12 @@ FiberControl* Worker::pick_direct(FiberControl* from) {
   }
   if (f == nullptr) {
     lifo_streak_ = 0;
-    f = deque_.pop();
+    // The emptiness checks spare a lone yielder the fenced pop and steal on
+    // empty deques (next() repeats them): the owner's bottom is exact and
+    // top only grows, so "looks empty" is empty.
+    if (!deque_.empty_approx()) f = deque_.pop();
     if (f == nullptr) f = lifo_slot_.exchange(nullptr, std::memory_order_acq_rel);
-    if (f == nullptr && !sched_.has_injected()) f = take_yielded();
+    if (f == nullptr && !yielded_.empty_approx() && !sched_.has_injected()) f = take_yielded();
     if (f == nullptr) return nullptr;  // next() finds the same: nothing taken
   }
   tick_ = tick;
