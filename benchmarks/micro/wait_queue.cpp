@@ -6,7 +6,9 @@
 //   - a claim on an empty SyncQueue (the lock and the claim loop);
 //   - this_fiber::check_interrupt() with nothing pending (a load and a branch);
 //   - this_fiber::yield() alone, the reference for "one trip through the
-//     scheduler".
+//     scheduler" (a lone yielder finds no other fiber: the worker loop);
+//   - two fibers yielding to each other: each yield switches directly to the
+//     other (docs/internals.md, "Direct switch"), one switch per yield.
 #include <benchmark/benchmark.h>
 
 #include <weft/weft.hpp>
@@ -63,6 +65,9 @@ void BM_yield_alone(benchmark::State& state) {
   });
 }
 BENCHMARK(BM_yield_alone);
+
+void BM_yield_two_fibers(benchmark::State& state) { in_fiber(state, bench::yield_pingpong); }
+BENCHMARK(BM_yield_two_fibers);
 
 }  // namespace
 }  // namespace weft

@@ -193,6 +193,10 @@ class FiberControl final : public WaitOwner {
   // reads it). `runnable` -> `running`, or ends an unstarted fiber that was
   // interrupted (DESIGN 3.2): `runnable` stays until retire().
   RunStart begin_run(Worker* w, std::atomic<bool>* preempt) noexcept;
+  // begin_run_direct() is begin_run() on another fiber's stack (a direct
+  // switch): a fiber that would end unstarted is left as it is, and
+  // RunStart::ended_unstarted tells the worker to end it from its loop.
+  RunStart begin_run_direct(Worker* w, std::atomic<bool>* preempt) noexcept;
   // on_switched_out() is called by the worker after this fiber switched
   // out, and says what to do with it: yield (`running` -> `runnable`), park
   // (`parking` -> `parked`, or `notified` -> `runnable` for a wake-up that
@@ -279,7 +283,9 @@ class FiberControl final : public WaitOwner {
   void note_delivered() noexcept;
   void prepare_park() noexcept override;
   void cancel_park() noexcept override;
-  // suspend() switches to the worker with `action`; returns when resumed.
+  // suspend() switches out with `action`: straight to the next fiber of its
+  // worker when there is one (Worker::pick_direct), else to the worker loop;
+  // returns when resumed.
   void suspend(SwitchAction action) noexcept;
   void live_and_end() noexcept;
   Cause run_and_catch() noexcept;

@@ -18,7 +18,17 @@ namespace weft::detail {
 
 void FiberControl::suspend(SwitchAction action) noexcept {
   switch_action_ = action;
-  context_switch(context_.ctx, worker_->sched_context());
+  Worker* const w = worker_;
+  // Direct switch (docs/internals.md): straight into the worker's next fiber,
+  // which finishes our switch-out on its own stack once ours is saved.
+  if (FiberControl* next = w->pick_direct(this)) {
+    context_switch(context_.ctx, next->context_.ctx);
+  } else {
+    context_switch(context_.ctx, w->sched_context());
+  }
+  // Resumed, maybe on another worker (begin_run stored it in worker_): by
+  // the worker loop, or by a fiber's direct switch, whose bookkeeping is ours.
+  worker_->complete_switch_in(this);
 }
 
 void FiberControl::prepare_park() noexcept {

@@ -27,6 +27,18 @@ inline RunStart FiberControl::begin_run(Worker* w, std::atomic<bool>* preempt) n
   return RunStart::resumed;
 }
 
+inline RunStart FiberControl::begin_run_direct(Worker* w, std::atomic<bool>* preempt) noexcept {
+  if (!started_ && interrupt_pending() && !forked_uninterruptible_) {
+    // Its end runs user code (the callable's destructors): not on the
+    // outgoing fiber's stack. The worker loop's begin_run() ends it.
+    return RunStart::ended_unstarted;
+  }
+  worker_ = w;
+  core_.preempt_ = preempt;
+  run_state_.store(RunState::running, std::memory_order_relaxed);
+  return started_ ? RunStart::resumed : RunStart::first_run;
+}
+
 inline AfterSwitch FiberControl::on_switched_out() noexcept {
   switch (std::exchange(switch_action_, SwitchAction::none)) {
     case SwitchAction::yield:

@@ -114,6 +114,16 @@ class Worker {
   // wake_spinning() is wake() for a worker that the waker already counted as
   // spinning (Scheduler::notify_work).
   void wake_spinning() noexcept;
+  // pick_direct() is the fiber `from` (running here, switching out) should
+  // switch straight to, made ready to run; nullptr when `from` must switch to
+  // the worker loop instead (docs/internals.md, "Direct switch"). Owner only.
+  FiberControl* pick_direct(FiberControl* from);
+  // complete_switch_in() is called by fiber `self` right after it was
+  // switched in here (resumed, or at its entry): after a direct switch it
+  // finishes the outgoing fiber's switch-out and its own switch-in.
+  void complete_switch_in(FiberControl* self) {
+    if (handoff_from_ != nullptr) finish_handoff(self);
+  }
 
  private:
   void run();
@@ -125,7 +135,12 @@ class Worker {
   FiberControl* stolen(FiberControl* f, const Worker& victim) noexcept;
   void stop_spinning() noexcept;
   void run_fiber(FiberControl* f);
+  bool prepare_run(FiberControl* f);
   void start_fiber_stack(FiberControl* f);
+  void switched_in(FiberControl* f) noexcept;
+  void switched_out(FiberControl* f);
+  void finish_handoff(FiberControl* in);
+  bool timers_due() const noexcept;
   void after_switch(FiberControl* f);
   void finish(FiberControl* f);
   void idle();
@@ -159,7 +174,13 @@ class Worker {
   // workers can take from when this one is busy (DESIGN 3.14).
   ChaseLevDeque<FiberControl> yielded_;
   unsigned lifo_streak_ = 0;
-  bool spinning_ = false;  // counted in Scheduler::spinning_ (owner only)
+  // Direct switch (owner only): the fiber that switched straight into the
+  // next one, whose switch-out the incoming fiber finishes; and a fiber
+  // pick_direct() took that must end unstarted from the worker loop.
+  FiberControl* handoff_from_ = nullptr;
+  FiberControl* ends_unstarted_ = nullptr;
+  std::int64_t run_start_ = 0;  // tracer: the running fiber's run_begin
+  bool spinning_ = false;       // counted in Scheduler::spinning_ (owner only)
   // run_seq() per victim when this worker started spinning (steal_stranded).
   std::vector<std::uint64_t> seen_seq_;
   std::uint64_t tick_ = 0;

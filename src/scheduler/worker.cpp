@@ -32,6 +32,7 @@
 #include <pthread.h>
 
 #include <string>
+#include <utility>
 
 namespace weft::detail {
 
@@ -52,7 +53,11 @@ constexpr unsigned kTimerTicks = 16;     // due timers checked every 16 picks
 
 thread_local Worker* tls_worker = nullptr;
 
-void entry(void* arg) { static_cast<FiberControl*>(arg)->run_on_own_stack(); }
+void entry(void* arg) {
+  auto* f = static_cast<FiberControl*>(arg);
+  f->worker()->complete_switch_in(f);  // a direct switch's first run
+  f->run_on_own_stack();
+}
 }  // namespace
 
 namespace {
@@ -339,36 +344,116 @@ void Worker::start_fiber_stack(FiberControl* f) {
   context_make(fc.ctx, fc.stack, &entry, f);
 }
 
-void Worker::run_fiber(FiberControl* f) {
+// prepare_run() makes f ready to switch to (runnable -> running, its stack on
+// a first run); false when it ended unstarted instead (DESIGN 3.2).
+bool Worker::prepare_run(FiberControl* f) {
   switch (f->begin_run(this, &preempt_)) {
     case RunStart::ended_unstarted:
       finish(f);
-      return;
+      return false;
     case RunStart::first_run:
       start_fiber_stack(f);
       break;
     case RunStart::resumed:
       break;
   }
-  FiberContext& fc = f->context();
+  return true;
+}
+
+// switched_in()/switched_out(): the bookkeeping of every switch into and out
+// of a fiber here, the same for the worker loop and a direct switch.
+void Worker::switched_in(FiberControl* f) noexcept {
   tls_current_fiber = &f->core();
-  set_running_fiber(&fc.info);
+  set_running_fiber(&f->context().info);
   running_.store(f, std::memory_order_relaxed);
   // release: the monitor that reads this count (acquire) sees running_.
   run_seq_.store(run_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-  Tracer* const tracer = sched_.tracer();
-  std::int64_t run_start = 0;
-  if (tracer != nullptr) [[unlikely]]
-    run_start = tracer->run_begin(*this, *f);
-  context_switch(sched_ctx_, fc.ctx);
-  if (tracer != nullptr) [[unlikely]]
-    tracer->run_end(*this, *f, run_start);
+  if (Tracer* t = sched_.tracer()) [[unlikely]]
+    run_start_ = t->run_begin(*this, *f);
+}
+
+// switched_out() runs after f's context is saved: in the worker loop, or on
+// the stack of the fiber f switched to directly (finish_handoff). The
+// running-fiber records are the caller's: the loop clears them, a direct
+// switch overwrites them at once (switched_in).
+void Worker::switched_out(FiberControl* f) {
+  if (Tracer* t = sched_.tracer()) [[unlikely]]
+    t->run_end(*this, *f, run_start_);
   run_seq_.store(run_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  set_running_fiber(nullptr);
-  tls_current_fiber = nullptr;
+  FiberContext& fc = f->context();
   if (!fc.stack.guarded && !stack_canary_intact(fc.stack))
     report_canary_overflow(f->id().value(), fc.info.name, fc.stack.size);
   after_switch(f);
+}
+
+void Worker::run_fiber(FiberControl* f) {
+  while (f != nullptr) {
+    if (!prepare_run(f)) return;
+    switched_in(f);
+    context_switch(sched_ctx_, f->context().ctx);
+    // Back in the loop: the fiber that switched here is the last one
+    // switched in, f or one reached from f by direct switches.
+    set_running_fiber(nullptr);
+    tls_current_fiber = nullptr;
+    switched_out(running_.load(std::memory_order_relaxed));
+    // A fiber pick_direct() left for us to end unstarted (begin_run ends it).
+    f = std::exchange(ends_unstarted_, nullptr);
+  }
+}
+
+bool Worker::timers_due() const noexcept {
+  auto next = timers_.next_deadline();
+  return next && *next <= sched_.now();
+}
+
+// pick_direct() mirrors next() over this worker's own queues (same order,
+// same tick_ and LIFO budget) and declines wherever next() would do more:
+// replay, the fairness tick, due timers, injected fibers, I/O, stealing.
+// Cf. Go's runtime: a goroutine that blocks calls schedule() on its own M
+// (g0 stack) rather than returning to a loop; here the pick runs on the
+// outgoing fiber's stack and the incoming one finishes the switch-out.
+FiberControl* Worker::pick_direct(FiberControl* from) {
+  if (sched_.deterministic()) return nullptr;
+  const std::uint64_t tick = tick_ + 1;
+  if (tick % kFairnessTicks == 0) return nullptr;
+  if (tick % kTimerTicks == 0 && timers_due()) return nullptr;
+  FiberControl* f = nullptr;
+  if (lifo_streak_ < kLifoBudget) {
+    f = lifo_slot_.exchange(nullptr, std::memory_order_acq_rel);
+    if (f != nullptr) ++lifo_streak_;
+  }
+  if (f == nullptr) {
+    lifo_streak_ = 0;
+    // The emptiness checks spare a lone yielder the fenced pop and steal on
+    // empty deques (next() repeats them): the owner's bottom is exact and
+    // top only grows, so "looks empty" is empty.
+    if (!deque_.empty_approx()) f = deque_.pop();
+    if (f == nullptr) f = lifo_slot_.exchange(nullptr, std::memory_order_acq_rel);
+    if (f == nullptr && !yielded_.empty_approx() && !sched_.has_injected()) f = take_yielded();
+    if (f == nullptr) return nullptr;  // next() finds the same: nothing taken
+  }
+  tick_ = tick;
+  switch (f->begin_run_direct(this, &preempt_)) {
+    case RunStart::ended_unstarted:
+      ends_unstarted_ = f;  // run_fiber ends it after our switch-out
+      return nullptr;
+    case RunStart::first_run:
+      start_fiber_stack(f);
+      break;
+    case RunStart::resumed:
+      break;
+  }
+  handoff_from_ = from;
+  counters_.bump_owned(Counter::direct_switches);
+  return f;
+}
+
+// finish_handoff() runs on `in`'s stack right after a direct switch into it:
+// the outgoing fiber's context is saved, so it can be published now.
+void Worker::finish_handoff(FiberControl* in) {
+  FiberControl* out = std::exchange(handoff_from_, nullptr);
+  switched_out(out);  // the running-fiber records still name `out`...
+  switched_in(in);    // ...until here
 }
 
 void Worker::after_switch(FiberControl* f) {
