@@ -13,6 +13,7 @@
 #include <weft/detail/spin_lock.hpp>
 #include <weft/detail/sync_queue.hpp>
 #include <weft/detail/thread_annotations.hpp>
+#include <weft/detail/timeout_scope.hpp>
 #include <weft/detail/wait_queue.hpp>
 #include <weft/interrupted.hpp>
 
@@ -136,6 +137,46 @@ class FiberControl final : public WaitOwner {
   // yield() switches to the worker, which requeues this fiber (owner-only).
   void yield() noexcept { suspend(SwitchAction::yield); }
 
+  // --- the timeout scope (include/weft/detail/timeout_scope.hpp) ---------------
+  // timeout_scope() is the TimeoutScope open on this fiber, or nullptr (owner).
+  TimeoutScope* timeout_scope() const noexcept { return timeout_scope_; }
+  // begin_timeout_scope() opens `s` (owner): saves the FiberLocals to restore
+  // and the count of finalizer failures recorded so far.
+  void begin_timeout_scope(TimeoutScope* s, LocalMap& saved_locals, std::size_t& failures) noexcept;
+  // end_timeout_scope() closes it (owner, its timer cancelled): restores the
+  // FiberLocals, drops the scope's stop source, clears the scope's bits and
+  // returns the interrupt flags as they were.
+  std::uint32_t end_timeout_scope(LocalMap& saved_locals, bool had_stop_source) noexcept;
+  // fire_timeout_scope() is the scope's deadline (the timer's thread, any):
+  // kScoped, then the current interruptible wait is ended as an interrupter
+  // ends it, then the scope's stop token is requested.
+  void fire_timeout_scope() noexcept;
+  // mark_forked_in_scope() marks a child forked by the task of its parent's
+  // timeout scope (the parent, at the fork).
+  void mark_forked_in_scope() noexcept { forked_in_scope_ = true; }
+  // stop_scope_children() interrupts (attributed to this fiber) and awaits,
+  // masked, the live children forked while the scope was open (owner).
+  void stop_scope_children() noexcept;
+  // finalizer_failures() counts the finalizer failures recorded so far;
+  // take_finalizer_failures() removes those past the first n, as a cause.
+  std::size_t finalizer_failures() const noexcept { return finalizer_failures_.size(); }
+  Cause take_finalizer_failures(std::size_t n);
+  // throw_scope_interrupted() throws the scope's ScopeInterrupted (inlined,
+  // like throw_interrupted()).
+  [[noreturn, gnu::always_inline]] void throw_scope_interrupted() {
+    throw ScopeInterrupted(take_scope_cause());
+  }
+  // take_scope_cause() marks the scope's request delivered and returns its
+  // cause: this fiber, interrupted by itself (the timeout's caller).
+  Cause take_scope_cause();
+  // scope_cause() is that cause, without marking anything.
+  Cause scope_cause() const;
+  // scope_unwinding() is true once ScopeInterrupted was thrown in the scope.
+  bool scope_unwinding() const noexcept {
+    return (core_.interrupt_flags_.load(std::memory_order_relaxed) & FiberCore::kScopeDelivered) !=
+           0;
+  }
+
   // --- the run state (src/fiber/run_state.{hpp,cpp}: the only writers) ------
   // run_state() is a snapshot, for dumps, diagnostics and tests (acquire:
   // a `parked` read sees what the fiber did before parking).
@@ -163,7 +204,8 @@ class FiberControl final : public WaitOwner {
   // The parker interface (WaitOwner; src/fiber/run_state.cpp).
   void note_masked_wait_end() noexcept override { core_.note_held_off(); }
   bool interrupt_pending_after_begin() const noexcept override {
-    return (core_.interrupt_flags_.load(std::memory_order_seq_cst) & FiberCore::kPending) != 0;
+    return (core_.interrupt_flags_.load(std::memory_order_seq_cst) &
+            (FiberCore::kPending | FiberCore::kScoped)) != 0;
   }
   // park() suspends this fiber (`parking`, set by prepare_park()) until
   // unpark(); a deadline arms a timer on its worker that claims the wait.
@@ -173,7 +215,10 @@ class FiberControl final : public WaitOwner {
   void unpark() noexcept override;
   // take_interrupt_cause() marks the interrupt delivered (counted and traced
   // the first time) and returns its cause.
-  Cause take_interrupt_cause() override;
+  Cause take_interrupt_cause();
+  // take_interrupt_cause(scoped) is the wait's delivery: the fiber's own
+  // interrupt when one is pending, else its timeout scope's (`scoped`).
+  Cause take_interrupt_cause(bool& scoped) override;
 
   // --- children / supervision ----------------------------------------------------
   void add_child(FiberControl* child) noexcept;
@@ -241,7 +286,8 @@ class FiberControl final : public WaitOwner {
   SwitchAction switch_action_ = SwitchAction::none;
   bool started_ = false;
   bool forked_uninterruptible_;
-  bool interruptible_;  // owner-only mask status
+  bool forked_in_scope_ = false;  // forked by a task of the parent's timeout scope
+  bool interruptible_;            // owner-only mask status
   std::uint32_t guard_depth_ = 0;
   // The current wait and held Mutexes (see blocked_on()).
   std::atomic<const char*> wait_what_{nullptr};
@@ -254,6 +300,10 @@ class FiberControl final : public WaitOwner {
   mutable SpinLock interrupt_lock_;
   std::vector<FiberId> interruptors_ WEFT_GUARDED_BY(interrupt_lock_);
   std::unique_ptr<std::stop_source> stop_source_ WEFT_GUARDED_BY(interrupt_lock_);
+  // The open timeout scope's stop source (none until the task asks for a
+  // token): requested by its deadline and by any interrupt of the fiber.
+  std::stop_source scope_stop_ WEFT_GUARDED_BY(interrupt_lock_){std::nostopstate};
+  TimeoutScope* timeout_scope_ = nullptr;               // owner-only
   std::vector<std::exception_ptr> finalizer_failures_;  // owner-only
   // The leaf rethrow_cause() last rethrew here (src/exit/rethrown.hpp); owner-only.
   Cause rethrown_;
@@ -272,6 +322,9 @@ class FiberControl final : public WaitOwner {
   // FiberLocal values; released at the fiber's end, after its finalizers.
   LocalMap locals_;
 };
+
+// site_of() names f in its causes: pretty() says which fiber failed or was interrupted.
+Cause::Site site_of(const FiberControl& f);
 
 // coarse_now_ns() is CLOCK_MONOTONIC_COARSE in nanoseconds: a few ns to
 // read, a few ms of resolution; how long a dumped fiber has waited.

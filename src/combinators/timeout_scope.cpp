@@ -1,0 +1,163 @@
+// TimeoutScope: a timeout whose task runs on the caller's own stack; see
+// include/weft/detail/timeout_scope.hpp and docs/internals.md ("Timeouts on
+// the caller's stack").
+#include <weft/detail/fiber_group.hpp>
+#include <weft/detail/timeout_scope.hpp>
+
+#include "fiber/fiber_control.hpp"
+#include "scheduler/scheduler.hpp"
+
+#include <exception>
+#include <new>
+
+namespace weft::detail {
+
+namespace {
+TimerEntry& entry_of(unsigned char* storage) noexcept {
+  return *std::launder(reinterpret_cast<TimerEntry*>(storage));
+}
+}  // namespace
+
+bool TimeoutScope::usable() noexcept {
+  FiberCore* f = current_fiber();
+  if (f == nullptr) return false;
+  const FiberControl& c = control(*f);
+  // interruptible_now(): not masked, no exception in flight or being
+  // handled; then every yield point of the task that could deliver the
+  // deadline could deliver an interrupt of the caller too, and the one wait
+  // word and its interruptible bit serve both.
+  return c.timeout_scope() == nullptr && c.interruptible_now();
+}
+
+TimeoutScope::TimeoutScope(std::chrono::nanoseconds d) : fiber_(&control(*current_fiber())) {
+  static_assert(sizeof(TimerEntry) <= kTimerStorage && alignof(TimerEntry) <= 8,
+                "TimeoutScope::kTimerStorage is too small for a TimerEntry");
+  TimerEntry& e = *new (timer_) TimerEntry{};
+  if (d <= std::chrono::nanoseconds::zero()) {
+    expired_ = true;  // nothing armed; the task never runs
+  } else if (const Clock::time_point now = clock_now(); d < Clock::time_point::max() - now) {
+    e.deadline = now + std::chrono::duration_cast<Clock::duration>(d);
+    e.fire = [](TimerEntry* t) { fire(t->user); };
+    e.user = this;
+    TimerHeap& heap = fiber_->worker()->timers();
+    heap.insert(&e);  // may throw std::bad_alloc: nothing is open yet
+    heap_ = &heap;
+  }
+  fiber_->begin_timeout_scope(this, saved_locals_, failures_at_entry_);
+}
+
+TimeoutScope::~TimeoutScope() {
+  if (open_) end();
+  entry_of(timer_).~TimerEntry();
+}
+
+void TimeoutScope::fire(void* scope) noexcept {
+  static_cast<TimeoutScope*>(scope)->fiber_->fire_timeout_scope();
+}
+
+void TimeoutScope::end() noexcept {
+  open_ = false;
+  // The heap of the worker that armed it (the fiber may have migrated).
+  // cancel() returns after a fire in progress: nothing sets kScoped after it.
+  if (heap_ != nullptr) static_cast<TimerHeap*>(heap_)->cancel(&entry_of(timer_));
+  if (forked_ > 0) fiber_->stop_scope_children();
+}
+
+TimeoutScope::Outcome TimeoutScope::finish(bool deadline_ended_task) {
+  end();
+  const std::uint32_t flags = fiber_->end_timeout_scope(saved_locals_, stop_source_);
+  // "Interrupted by my parent" wins over "timed out" when the task gave no
+  // value: the caller's own interrupt, pending since, is thrown here (its
+  // finalizer failures stay recorded on the fiber, for its Exit).
+  if (deadline_ended_task && (flags & FiberCore::kPending) != 0 && fiber_->interruptible_now())
+    fiber_->throw_interrupted();
+  Outcome out;
+  out.held_off = (flags & FiberCore::kScopeHeldOff) != 0;
+  out.failures = fiber_->take_finalizer_failures(failures_at_entry_);
+  return out;
+}
+
+bool TimeoutScope::caller_interrupting() const noexcept { return fiber_->interrupting(); }
+
+Cause TimeoutScope::failure(std::exception_ptr e, Cause finalizers) {
+  Cause cause;
+  try {
+    std::rethrow_exception(e);
+  } catch (const Interrupted& x) {
+    cause = x.cause();  // e.g. a join of an interrupted fiber (DESIGN 3.7)
+  } catch (...) {
+    FiberCore* f = current_fiber();
+    cause = Cause::fail(std::move(e), {}, f != nullptr ? site_of(control(*f)) : Cause::Site{});
+  }
+  if (finalizers.empty()) return cause;
+  return Cause::sequential(std::move(cause), std::move(finalizers));
+}
+
+// --- FiberControl's side -------------------------------------------------------
+
+void FiberControl::begin_timeout_scope(TimeoutScope* s, LocalMap& saved_locals,
+                                       std::size_t& failures) noexcept {
+  timeout_scope_ = s;
+  saved_locals = locals_;  // shared, copied on the task's first change
+  failures = finalizer_failures_.size();
+}
+
+std::uint32_t FiberControl::end_timeout_scope(LocalMap& saved_locals,
+                                              bool had_stop_source) noexcept {
+  timeout_scope_ = nullptr;
+  if (had_stop_source) {
+    std::lock_guard lk(interrupt_lock_);
+    scope_stop_ = std::stop_source(std::nostopstate);
+  }
+  // The task's FiberLocal changes end with it, as a forked task's would.
+  locals_ = std::move(saved_locals);
+  // acq_rel: the timer's seq_cst kScoped (cancelled now) is seen.
+  return core_.interrupt_flags_.fetch_and(
+      ~(FiberCore::kScoped | FiberCore::kScopeHeldOff | FiberCore::kScopeDelivered),
+      std::memory_order_acq_rel);
+}
+
+void FiberControl::fire_timeout_scope() noexcept {
+  scheduler_->count(Counter::interrupts_requested);
+  if (Tracer* t = scheduler_->tracer()) [[unlikely]]
+    t->interrupt_requested(scheduler_->current_worker(), *this, id());
+  std::stop_source stop(std::nostopstate);
+  {
+    std::lock_guard lk(interrupt_lock_);
+    stop = scope_stop_;
+  }
+  // seq_cst, then the claim: the interrupter's half of the Dekker pair with
+  // the owner's begin_wait() + interrupt_pending_after_begin().
+  core_.interrupt_flags_.fetch_or(FiberCore::kScoped, std::memory_order_seq_cst);
+  if (try_claim_interrupted()) unpark();
+  if (stop.stop_possible()) stop.request_stop();
+}
+
+void FiberControl::stop_scope_children() noexcept {
+  std::vector<FiberRef> live;
+  children_snapshot(live, /*live_only=*/true);
+  FiberGroup group;
+  for (FiberRef& c : live)
+    if (control(*c.get()).forked_in_scope_) group.add(std::move(c));
+  if (!group.empty()) group.stop(id());
+}
+
+Cause FiberControl::take_finalizer_failures(std::size_t n) {
+  Cause cause;
+  for (std::size_t i = n; i < finalizer_failures_.size(); ++i)
+    cause = Cause::sequential(std::move(cause),
+                              Cause::fail(finalizer_failures_[i], "in finalizer", site_of(*this)));
+  finalizer_failures_.resize(std::min(n, finalizer_failures_.size()));
+  return cause;
+}
+
+Cause FiberControl::take_scope_cause() {
+  const std::uint32_t before =
+      core_.interrupt_flags_.fetch_or(FiberCore::kScopeDelivered, std::memory_order_relaxed);
+  if ((before & FiberCore::kScopeDelivered) == 0) note_delivered();
+  return scope_cause();
+}
+
+Cause FiberControl::scope_cause() const { return Cause::interrupt(id(), site_of(*this)); }
+
+}  // namespace weft::detail
