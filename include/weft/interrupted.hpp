@@ -35,4 +35,16 @@ class Interrupted {
   std::shared_ptr<Message> message_;  // shared: copying stays noexcept
 };
 
+namespace detail {
+// ScopeInterrupted is the Interrupted that a timeout run on its caller's own
+// stack throws at its deadline (include/weft/detail/timeout_scope.hpp): user
+// code sees an Interrupted like any other, and only the timeout frame that
+// armed the deadline catches this type; a real interrupt of the fiber is a
+// plain Interrupted and passes that frame by.
+class ScopeInterrupted final : public Interrupted {
+ public:
+  using Interrupted::Interrupted;
+};
+}  // namespace detail
+
 }  // namespace weft

@@ -66,7 +66,8 @@ inline void check_interrupt(weft::source_location where = weft::source_location:
 // finalizers while unwinding; always false on a plain thread, which cannot
 // be interrupted).
 bool interruptible() noexcept;
-// interrupt_requested() is true when an interrupt is pending (never throws).
+// interrupt_requested() is true when an interrupt is pending (never throws),
+// including the deadline of a timeout whose task runs on this fiber's stack.
 bool interrupt_requested() noexcept;
 // stop_token() bridges to code that takes a std::stop_token. Taken while the
 // fiber is interruptible, it fires (stop_requested(), stop_callbacks run on

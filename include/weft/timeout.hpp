@@ -2,8 +2,15 @@
 // §1 "Combinators", §3.10).
 //
 // Guarantees (called from a fiber; each call is an interruptible yield point):
-// - f runs in a child fiber of the caller. If it ends first, its outcome is
-//   returned (a value as std::optional<R>, R = void giving
+// - f runs as the caller's task: on the caller's own stack when the caller
+//   can be interrupted there (no fiber, no stack, no switch: the deadline
+//   interrupts the caller with an Interrupted only this timeout catches;
+//   include/weft/detail/timeout_scope.hpp), else (a masked region, a
+//   finalizer, a catch block, inside another timeout's task) in a child
+//   fiber, which starts interruptible. Either way the task sees the same
+//   rules: its FiberLocal changes end with it, fibers it forked are
+//   interrupted and awaited before timeout returns. If it ends first, its
+//   outcome is returned (a value as std::optional<R>, R = void giving
 //   std::optional<std::monostate>; a failure rethrown) and its timer is
 //   cancelled: no timer entry outlives the call.
 // - On expiry f is interrupted, attributed to the caller, and awaited (its
@@ -18,9 +25,9 @@
 // - "Timed out" vs "interrupted by my parent": expiry returns std::nullopt;
 //   an interrupt of the caller while it waits interrupts and awaits f, then
 //   throws Interrupted. timeout_or_throw turns expiry into TimedOut.
-// - A zero or negative duration has already expired: f is forked and
-//   interrupted at once, without the caller yielding first, so it usually
-//   never runs (on one worker it never does); it is still awaited.
+// - A zero or negative duration has already expired: f never runs (like a
+//   fiber interrupted before it started), or, forked, is interrupted at once
+//   and awaited: it usually never runs.
 // - timeout(d, [&] { return disconnect(g); }) returns at the deadline: the
 //   interrupt ends the disconnect at once while g goes on in the background.
 // - Outside any fiber each form throws std::logic_error ("weft::timeout called
@@ -29,6 +36,7 @@
 
 #include <weft/detail/contest.hpp>
 #include <weft/detail/fiber_core.hpp>
+#include <weft/detail/timeout_scope.hpp>
 #include <weft/exit.hpp>
 #include <weft/fiber.hpp>
 #include <weft/this_fiber.hpp>
@@ -36,10 +44,10 @@
 #include <chrono>
 #include <exception>
 #include <optional>
-#include <weft/source_location.hpp>
 #include <type_traits>
 #include <utility>
 #include <variant>
+#include <weft/source_location.hpp>
 
 namespace weft {
 
@@ -68,6 +76,42 @@ TimeoutWait await_with_deadline(FiberCore& task, std::chrono::nanoseconds d,
 template <class F>
 using timeout_value_t = value_t<std::invoke_result_t<std::decay_t<F>&>>;
 
+// run_timeout_here() runs f on the caller's own stack under a TimeoutScope
+// (include/weft/detail/timeout_scope.hpp): no fiber, no stack, no switch.
+template <class F>
+auto run_timeout_here(std::chrono::nanoseconds d, F& f) -> Exit<std::optional<timeout_value_t<F>>> {
+  using R = std::invoke_result_t<std::decay_t<F>&>;
+  using V = value_t<R>;
+  using Out = Exit<std::optional<V>>;
+  TimeoutScope scope(d);
+  std::optional<V> slot;
+  bool by_deadline = scope.expired();  // then f never runs (DESIGN 3.2)
+  if (!by_deadline) {
+    try {
+      if constexpr (std::is_void_v<R>) {
+        f();
+        slot.emplace();
+      } else {
+        slot.emplace(f());
+      }
+    } catch (const ScopeInterrupted&) {
+      by_deadline = true;  // ours: the only scope open on this fiber
+    } catch (...) {
+      // The caller's own interrupt passes (~TimeoutScope ends the scope);
+      // anything else, an Interrupted rethrown from a join included, is
+      // the task's failure, as a forked task's would be.
+      if (scope.caller_interrupting()) throw;
+      TimeoutScope::Outcome o = scope.finish(false);
+      return Out::failure(TimeoutScope::failure(std::current_exception(), std::move(o.failures)));
+    }
+  }
+  TimeoutScope::Outcome o = scope.finish(by_deadline);
+  if (!o.failures.empty()) return Out::failure(std::move(o.failures));
+  // A value wins unless the deadline's request met a mask (DESIGN 3.10).
+  if (slot && !o.held_off) return Out::success(std::move(slot));
+  return Out::success(std::nullopt);
+}
+
 // run_timeout() is timeout_exit(); `what` names the caller in errors.
 template <class F>
 auto run_timeout(const char* what, std::chrono::nanoseconds d, F&& f, weft::source_location where)
@@ -77,6 +121,10 @@ auto run_timeout(const char* what, std::chrono::nanoseconds d, F&& f, weft::sour
   using Out = Exit<std::optional<V>>;
   (void)require_scheduler(what);  // std::logic_error outside a fiber, naming the call
   detail::enter_yield_point(where);
+  if (TimeoutScope::usable()) return run_timeout_here(d, f);
+  // The caller cannot be interrupted here (a mask, a finalizer, a catch
+  // block, a timeout already open on its stack): the task gets a fiber of
+  // its own, which starts interruptible (DESIGN 3.3).
   // The task stores f's value here before its body ends: a task that
   // returns just as the deadline interrupts it then ends interrupted (the
   // end of a body is an interruptible boundary, DESIGN 3.5), and without

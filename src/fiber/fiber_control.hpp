@@ -15,6 +15,7 @@
 #include <weft/detail/spin_lock.hpp>
 #include <weft/detail/sync_queue.hpp>
 #include <weft/detail/thread_annotations.hpp>
+#include <weft/detail/timeout_scope.hpp>
 #include <weft/detail/wait_queue.hpp>
 #include <weft/interrupted.hpp>
 
@@ -98,6 +99,9 @@ struct FiberExtras {
   // FiberLocal values (owner-only; src/locals/); released at the fiber's
   // end, after its finalizers.
   LocalMap locals;
+  // The open timeout scope's stop source (none until its task asks for a
+  // token): requested by its deadline and by any interrupt of the fiber.
+  std::stop_source scope_stop WEFT_GUARDED_BY(interrupt_lock){std::nostopstate};
 };
 
 // FiberControl is the src-private part of one fiber (see the file comment).
@@ -184,6 +188,51 @@ class FiberControl final : public WaitOwner {
   // yield() switches to the worker, which requeues this fiber (owner-only).
   void yield() noexcept { suspend(SwitchAction::yield); }
 
+  // --- the timeout scope (include/weft/detail/timeout_scope.hpp) ---------------
+  // scope_open() is true while a TimeoutScope is open on this fiber (owner).
+  bool scope_open() const noexcept { return scope_open_; }
+  // begin_timeout_scope() opens one (owner): saves the FiberLocals to
+  // restore and the count of finalizer failures recorded so far.
+  void begin_timeout_scope(LocalMap& saved_locals, std::size_t& failures) noexcept;
+  // end_timeout_scope() closes it (owner, its timer cancelled): interrupts
+  // and awaits, masked, the live children forked in it, drops its stop
+  // source, restores the FiberLocals, clears the scope's bits and returns
+  // the interrupt flags as they were.
+  std::uint32_t end_timeout_scope(LocalMap& saved_locals) noexcept;
+  // fire_timeout_scope() is the scope's deadline (the timer's thread, any):
+  // kScoped, then the current interruptible wait is ended as an interrupter
+  // ends it, then the scope's stop token is requested.
+  void fire_timeout_scope() noexcept;
+  // note_fork() marks `child`, just forked by this fiber (owner), when a
+  // scope is open: the scope ends it, as a forked task's end would.
+  void note_fork(FiberControl& child) noexcept {
+    if (!scope_open_) return;
+    child.forked_in_scope_ = true;  // before it is scheduled: ours until then
+    scope_forked_ = true;
+  }
+  // finalizer_failures() counts the finalizer failures recorded so far;
+  // take_finalizer_failures() removes those past the first n, as a cause.
+  std::size_t finalizer_failures() const noexcept {
+    const FiberExtras* x = extras_if_any();
+    return x != nullptr ? x->finalizer_failures.size() : 0;
+  }
+  Cause take_finalizer_failures(std::size_t n);
+  // throw_scope_interrupted() throws the scope's ScopeInterrupted (inlined,
+  // like throw_interrupted()).
+  [[noreturn, gnu::always_inline]] void throw_scope_interrupted() {
+    throw ScopeInterrupted(take_scope_cause());
+  }
+  // take_scope_cause() marks the scope's request delivered and returns its
+  // cause: this fiber, interrupted by itself (the timeout's caller).
+  Cause take_scope_cause();
+  // scope_cause() is that cause, without marking anything.
+  Cause scope_cause() const;
+  // scope_unwinding() is true once ScopeInterrupted was thrown in the scope.
+  bool scope_unwinding() const noexcept {
+    return (core().interrupt_flags_.load(std::memory_order_relaxed) & FiberCore::kScopeDelivered) !=
+           0;
+  }
+
   // --- the run state (src/fiber/run_state.{hpp,cpp}: the only writers) ------
   // run_state() is a snapshot, for dumps, diagnostics and tests (acquire:
   // a `parked` read sees what the fiber did before parking).
@@ -217,7 +266,8 @@ class FiberControl final : public WaitOwner {
   // The parker interface (WaitOwner; src/fiber/run_state.cpp).
   void note_masked_wait_end() noexcept override { core().note_held_off(); }
   bool interrupt_pending_after_begin() const noexcept override {
-    return (core().interrupt_flags_.load(std::memory_order_seq_cst) & FiberCore::kPending) != 0;
+    return (core().interrupt_flags_.load(std::memory_order_seq_cst) &
+            (FiberCore::kPending | FiberCore::kScoped)) != 0;
   }
   // park() suspends this fiber (`parking`, set by prepare_park()) until
   // unpark(); a deadline arms a timer on its worker that claims the wait.
@@ -227,7 +277,10 @@ class FiberControl final : public WaitOwner {
   void unpark() noexcept override;
   // take_interrupt_cause() marks the interrupt delivered (counted and traced
   // the first time) and returns its cause.
-  Cause take_interrupt_cause() override;
+  Cause take_interrupt_cause();
+  // take_interrupt_cause(scoped) is the wait's delivery: the fiber's own
+  // interrupt when one is pending, else its timeout scope's (`scoped`).
+  Cause take_interrupt_cause(bool& scoped) override;
 
   // --- children / supervision ----------------------------------------------------
   void add_child(FiberControl* child) noexcept;
@@ -290,6 +343,9 @@ class FiberControl final : public WaitOwner {
   void live_and_end() noexcept;
   Cause run_and_catch() noexcept;
   void end_children() noexcept;
+  // stop_scope_children() interrupts (attributed to this fiber) and awaits,
+  // masked, the live children forked while the timeout scope was open.
+  void stop_scope_children() noexcept;
   void publish(const Cause& cause) noexcept;
   Cause with_finalizer_failures(Cause cause) noexcept;
   // extras() is the side allocation, made on first use (any thread; see
@@ -318,6 +374,15 @@ class FiberControl final : public WaitOwner {
   bool started_ : 1 = false;
   bool forked_uninterruptible_ : 1;
   bool interruptible_ : 1;  // the mask status
+  // The timeout scope (owner-only bits): open, a child forked in it, a stop
+  // token taken in it.
+  bool scope_open_ : 1 = false;
+  bool scope_forked_ : 1 = false;
+  bool scope_stop_made_ : 1 = false;
+  // Forked by the task of its parent's timeout scope: written by the parent
+  // before the fiber is scheduled, read by the parent (its own byte: the
+  // bits above are this fiber's).
+  bool forked_in_scope_ = false;
   std::uint16_t guard_depth_ = 0;
 
   // The current wait (see blocked_on()); the held Mutexes are in the extras.
@@ -332,6 +397,9 @@ class FiberControl final : public WaitOwner {
 
   FiberContext context_;
 };
+
+// site_of() names f in its causes: pretty() says which fiber failed or was interrupted.
+Cause::Site site_of(const FiberControl& f);
 
 // coarse_now_ns() is CLOCK_MONOTONIC_COARSE in nanoseconds: a few ns to
 // read, a few ms of resolution; how long a dumped fiber has waited.

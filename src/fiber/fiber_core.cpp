@@ -26,9 +26,9 @@ void count_object([[maybe_unused]] int d) noexcept {
   g_live_objects.fetch_add(d, std::memory_order_relaxed);
 #endif
 }
-// site_of() names f in its causes: pretty() says which fiber failed or was interrupted.
-Cause::Site site_of(const FiberControl& f) { return {f.id(), f.name()}; }
 }  // namespace
+
+Cause::Site site_of(const FiberControl& f) { return {f.id(), f.name()}; }
 
 namespace {
 std::atomic<bool> g_no_preempt{false};  // a flag never set: before the first run
@@ -207,8 +207,13 @@ void start_fiber(FiberCore* fiber, bool root) {
     s.register_root(f);
     if (!s.accepting()) f->request_interrupt(current_id());
   } else {
-    f->parent()->core().retain();  // released when the child has unlinked itself
-    f->parent()->add_child(f);
+    FiberControl* parent = f->parent();
+    parent->core().retain();  // released when the child has unlinked itself
+    parent->add_child(f);
+    // A fork by the task of a timeout running on the parent's own stack: the
+    // scope interrupts and awaits it when it ends, as a forked task's end
+    // would (DESIGN 3.5). Only the parent itself reads its scope.
+    if (&parent->core() == current_fiber()) parent->note_fork(*f);
   }
   Worker* w = s.current_worker();
   if (Tracer* t = s.tracer()) [[unlikely]]
@@ -437,6 +442,21 @@ void FiberControl::request_interrupt(FiberId by) {
   core().interrupt_flags_.fetch_or(FiberCore::kPending, std::memory_order_seq_cst);
   if (try_claim_interrupted()) unpark();
   if (stop != nullptr) stop->request_stop();
+  // The open timeout scope's token too (a copy: the owner may drop the
+  // scope's source meanwhile; the shared stop state outlives both).
+  std::stop_source scope_stop(std::nostopstate);
+  {
+    FiberExtras& x = extras();
+    std::lock_guard lk(x.interrupt_lock);
+    scope_stop = x.scope_stop;
+  }
+  if (scope_stop.stop_possible()) scope_stop.request_stop();
+}
+
+Cause FiberControl::take_interrupt_cause(bool& scoped) {
+  // The fiber's own interrupt wins: it passes every timeout frame.
+  scoped = (core().interrupt_flags_.load(std::memory_order_seq_cst) & FiberCore::kPending) == 0;
+  return scoped ? take_scope_cause() : take_interrupt_cause();
 }
 
 Cause FiberControl::take_interrupt_cause() {
@@ -475,6 +495,16 @@ std::size_t FiberControl::interrupters_snapshot(FiberId* out, std::size_t max) c
 std::stop_token FiberControl::stop_token() {
   FiberExtras& x = extras();
   std::lock_guard lk(x.interrupt_lock);
+  if (scope_open_) {
+    // Inside a timeout's task: a token its deadline stops, as the token of a
+    // forked task would be (and any interrupt of the fiber).
+    if (!x.scope_stop.stop_possible()) {
+      x.scope_stop = std::stop_source();
+      scope_stop_made_ = true;
+      if (core().any_interrupt_pending()) x.scope_stop.request_stop();
+    }
+    return x.scope_stop.get_token();
+  }
   if (!x.stop_source) {
     x.stop_source = std::make_unique<std::stop_source>();
     if (interrupt_pending()) x.stop_source->request_stop();
@@ -494,7 +524,8 @@ void FiberControl::deliver_interrupt() {
     core().note_held_off();
     return;
   }
-  throw_interrupted();
+  if (interrupt_pending()) throw_interrupted();
+  throw_scope_interrupted();  // only the timeout scope's deadline is pending
 }
 
 void FiberCore::check_interrupt_slow() { control(*this).check_interrupt_slow(); }

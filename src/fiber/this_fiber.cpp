@@ -54,7 +54,7 @@ bool interruptible() noexcept {
 
 bool interrupt_requested() noexcept {
   detail::FiberCore* f = detail::current_fiber();
-  return f != nullptr && f->interrupt_pending();
+  return f != nullptr && f->any_interrupt_pending();
 }
 
 std::stop_token stop_token() {
@@ -106,6 +106,8 @@ MaskGuard::~MaskGuard() {
 Cause unwinding_cause() {
   FiberCore* f = current_fiber();
   if (f != nullptr && control(*f).interrupting()) return control(*f).interrupt_cause();
+  // A timeout's task on this fiber's stack, unwound by its deadline.
+  if (f != nullptr && control(*f).scope_unwinding()) return control(*f).scope_cause();
   return Cause::fail(std::make_exception_ptr(InFlightException{}));
 }
 

@@ -199,8 +199,15 @@ class Runner {
         break;
       case Op::timeout: {
         const FiberId me = this_fiber::id();
-        (void)timeout_exit(std::chrono::microseconds(n.arg), [this, me, &n] {
-          Record* r = w_.add(me);
+        Record* const own = r_;
+        (void)timeout_exit(std::chrono::microseconds(n.arg), [this, me, own, &n] {
+          if (this_fiber::id() == me) {
+            // On this fiber's own stack (a TimeoutScope): the task's code is
+            // this fiber's, and so are its finalizers and what it throws.
+            Runner(w_, own).run(n.body);
+            return;
+          }
+          Record* r = w_.add(me);  // forked: a fiber of its own
           body(w_, r, n.body);
         });
         break;

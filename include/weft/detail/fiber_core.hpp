@@ -35,6 +35,7 @@ namespace weft::detail {
 
 class Scheduler;
 class FiberControl;
+class TimeoutScope;
 
 // FiberCore is one fiber's handle (refcounted, type-erased).
 class FiberCore {
@@ -76,9 +77,19 @@ class FiberCore {
   bool interrupt_held_off() const noexcept {
     return (interrupt_flags_.load(std::memory_order_acquire) & kHeldOff) != 0;
   }
-  // note_held_off() records that a pending request met a mask (owner).
+  // note_held_off() records that a pending request met a mask (owner): the
+  // fiber's own (kHeldOff) and its timeout scope's (kScopeHeldOff).
   void note_held_off() noexcept {
-    if (interrupt_pending()) interrupt_flags_.fetch_or(kHeldOff, std::memory_order_release);
+    const std::uint32_t f = interrupt_flags_.load(std::memory_order_relaxed);
+    const std::uint32_t held =
+        ((f & kPending) != 0 ? kHeldOff : 0u) | ((f & kScoped) != 0 ? kScopeHeldOff : 0u);
+    if (held != 0) interrupt_flags_.fetch_or(held, std::memory_order_release);
+  }
+  // any_interrupt_pending() is interrupt_pending(), or the deadline of the
+  // timeout running on this fiber's own stack has passed (kScoped): what a
+  // yield point checks.
+  bool any_interrupt_pending() const noexcept {
+    return (interrupt_flags_.load(std::memory_order_relaxed) & (kPending | kScoped)) != 0;
   }
 
   // note_site() records the call site of the yield point or blocking call
@@ -89,7 +100,7 @@ class FiberCore {
   weft::source_location site() const noexcept { return load_site(site_); }
 
   void throw_if_interrupted() {
-    if (interrupt_pending()) [[unlikely]]
+    if (any_interrupt_pending()) [[unlikely]]
       deliver_interrupt();
   }
   // check_interrupt() is this_fiber::check_interrupt(): two loads and a
@@ -97,7 +108,7 @@ class FiberCore {
   // worker to make room (DESIGN 3.14), then delivers a pending interrupt.
   void check_interrupt(weft::source_location where) {
     note_site(where);
-    if (interrupt_pending() || preempt_->load(std::memory_order_relaxed)) [[unlikely]]
+    if (any_interrupt_pending() || preempt_->load(std::memory_order_relaxed)) [[unlikely]]
       check_interrupt_slow();
   }
 
@@ -133,6 +144,7 @@ class FiberCore {
 
  private:
   friend class FiberControl;
+  friend class TimeoutScope;
   friend FiberControl& control(FiberCore& f) noexcept;
   friend const FiberControl& control(const FiberCore& f) noexcept;
   static constexpr std::uint32_t kPending = 1;    // a request was recorded (sticky)
@@ -143,6 +155,15 @@ class FiberCore {
   // (DESIGN 3.10); a task that simply finished before its next yield point
   // keeps its value (3.13: a read that won the race is never lost).
   static constexpr std::uint32_t kHeldOff = 4;
+  // The timeout scope's bits (TimeoutScope, include/weft/detail/timeout_scope.hpp:
+  // a timeout whose task runs on this fiber's own stack). Unlike kPending they
+  // are cleared when the scope ends. kScoped: its deadline passed (set by the
+  // timer, any thread, seq_cst like kPending); kScopeHeldOff: that request met
+  // a mask; kScopeDelivered: ScopeInterrupted was thrown (the fiber unwinds
+  // the task, for unwinding_cause()).
+  static constexpr std::uint32_t kScoped = 8;
+  static constexpr std::uint32_t kScopeHeldOff = 16;
+  static constexpr std::uint32_t kScopeDelivered = 32;
 
   void deliver_interrupt();
   void check_interrupt_slow();

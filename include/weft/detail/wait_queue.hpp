@@ -43,8 +43,8 @@ enum class WaitStatus : std::uint8_t {
 // module hands it to the owner's park(), which records it for
 // Runtime::dump() and the trace (docs/debugging.md).
 struct WaitSite {
-  const char* what = "wait";     // the call, e.g. "Channel::receive" (a string literal)
-  const void* object = nullptr;  // the primitive waited on, or nullptr
+  const char* what = "wait";      // the call, e.g. "Channel::receive" (a string literal)
+  const void* object = nullptr;   // the primitive waited on, or nullptr
   weft::source_location where{};  // the user's call site (a defaulted argument of the API)
 };
 
@@ -91,8 +91,10 @@ class WaitOwner {
   // unpark() makes the owner continue; called once per wait, by the claim winner.
   virtual void unpark() noexcept = 0;
   // take_interrupt_cause() marks the owner interrupting and returns the
-  // cause an Interrupted for its interrupted wait carries.
-  virtual Cause take_interrupt_cause() = 0;
+  // cause an Interrupted for its interrupted wait carries; `scoped` is set
+  // when the wait was ended by the deadline of a timeout running on the
+  // owner's own stack (a ScopeInterrupted, include/weft/detail/timeout_scope.hpp).
+  virtual Cause take_interrupt_cause(bool& scoped) = 0;
   // note_masked_wait_end() runs after a wait that could not be interrupted
   // (a fiber records a request that arrived meanwhile: FiberCore::kHeldOff).
   virtual void note_masked_wait_end() noexcept {}
@@ -121,7 +123,10 @@ WaitOwner& current_parker() noexcept;
 // Inlined into the wait's caller, so the throw adds no frames of its own
 // (docs/performance.md: each frame costs both unwinder phases).
 [[noreturn, gnu::always_inline]] inline void throw_wait_interrupted() {
-  throw Interrupted(current_parker().take_interrupt_cause());
+  bool scoped = false;
+  Cause cause = current_parker().take_interrupt_cause(scoped);
+  if (scoped) throw ScopeInterrupted(std::move(cause));
+  throw Interrupted(std::move(cause));
 }
 
 // Waiter is a node on the waiting context's stack, linked in one WaitQueue.

@@ -1,0 +1,168 @@
+// TimeoutScope: a timeout whose task runs on the caller's own stack; see
+// include/weft/detail/timeout_scope.hpp and docs/internals.md ("Timeouts on
+// the caller's stack").
+#include <weft/detail/fiber_group.hpp>
+#include <weft/detail/timeout_scope.hpp>
+
+#include "fiber/fiber_control.hpp"
+#include "scheduler/scheduler.hpp"
+
+#include <exception>
+#include <new>
+
+namespace weft::detail {
+
+namespace {
+TimerEntry& entry_of(unsigned char* storage) noexcept {
+  return *std::launder(reinterpret_cast<TimerEntry*>(storage));
+}
+}  // namespace
+
+bool TimeoutScope::usable() noexcept {
+  FiberCore* f = current_fiber();
+  if (f == nullptr) return false;
+  const FiberControl& c = control(*f);
+  // interruptible_now(): not masked, no exception in flight or being
+  // handled; then every yield point of the task that could deliver the
+  // deadline could deliver an interrupt of the caller too, and the one wait
+  // word and its interruptible bit serve both.
+  return !c.scope_open() && c.interruptible_now();
+}
+
+TimeoutScope::TimeoutScope(std::chrono::nanoseconds d) : fiber_(&control(*current_fiber())) {
+  static_assert(sizeof(TimerEntry) <= kTimerStorage && alignof(TimerEntry) <= 8,
+                "TimeoutScope::kTimerStorage is too small for a TimerEntry");
+  TimerEntry& e = *new (timer_) TimerEntry{};
+  if (d <= std::chrono::nanoseconds::zero()) {
+    expired_ = true;  // nothing armed; the task never runs
+  } else if (const Clock::time_point now = clock_now(); d < Clock::time_point::max() - now) {
+    e.deadline = now + std::chrono::duration_cast<Clock::duration>(d);
+    e.fire = [](TimerEntry* t) { fire(t->user); };
+    e.user = this;
+    TimerHeap& heap = fiber_->worker()->timers();
+    heap.insert(&e);  // may throw std::bad_alloc: nothing is open yet
+    heap_ = &heap;
+  }
+  fiber_->begin_timeout_scope(saved_locals_, failures_at_entry_);
+}
+
+TimeoutScope::~TimeoutScope() {
+  if (open_) (void)end();  // an exception that is not ours passes
+  entry_of(timer_).~TimerEntry();
+}
+
+void TimeoutScope::fire(void* scope) noexcept {
+  static_cast<TimeoutScope*>(scope)->fiber_->fire_timeout_scope();
+}
+
+std::uint32_t TimeoutScope::end() noexcept {
+  open_ = false;
+  // The heap of the worker that armed it (the fiber may have migrated).
+  // cancel() returns after a fire in progress: nothing sets kScoped after it.
+  if (heap_ != nullptr) static_cast<TimerHeap*>(heap_)->cancel(&entry_of(timer_));
+  return fiber_->end_timeout_scope(saved_locals_);
+}
+
+TimeoutScope::Outcome TimeoutScope::finish(bool deadline_ended_task) {
+  const std::uint32_t flags = end();
+  // "Interrupted by my parent" wins over "timed out" when the task gave no
+  // value: the caller's own interrupt, pending since, is thrown here (its
+  // finalizer failures stay recorded on the fiber, for its Exit).
+  if (deadline_ended_task && (flags & FiberCore::kPending) != 0 && fiber_->interruptible_now())
+    fiber_->throw_interrupted();
+  Outcome out;
+  out.held_off = (flags & FiberCore::kScopeHeldOff) != 0;
+  out.failures = fiber_->take_finalizer_failures(failures_at_entry_);
+  return out;
+}
+
+bool TimeoutScope::caller_interrupting() const noexcept { return fiber_->interrupting(); }
+
+Cause TimeoutScope::failure(std::exception_ptr e, Cause finalizers) {
+  Cause cause;
+  try {
+    std::rethrow_exception(e);
+  } catch (const Interrupted& x) {
+    cause = x.cause();  // e.g. a join of an interrupted fiber (DESIGN 3.7)
+  } catch (...) {
+    FiberCore* f = current_fiber();
+    cause = Cause::fail(std::move(e), {}, f != nullptr ? site_of(control(*f)) : Cause::Site{});
+  }
+  if (finalizers.empty()) return cause;
+  return Cause::sequential(std::move(cause), std::move(finalizers));
+}
+
+// --- FiberControl's side -------------------------------------------------------
+
+void FiberControl::begin_timeout_scope(LocalMap& saved_locals, std::size_t& failures) noexcept {
+  scope_open_ = true;
+  scope_forked_ = false;
+  scope_stop_made_ = false;
+  if (const LocalMap* l = locals_if_any()) saved_locals = *l;  // shared, copied on change
+  failures = finalizer_failures();
+}
+
+std::uint32_t FiberControl::end_timeout_scope(LocalMap& saved_locals) noexcept {
+  if (scope_forked_) stop_scope_children();
+  if (scope_stop_made_) {
+    FiberExtras& x = *extras_if_any();  // made by stop_token()
+    std::lock_guard lk(x.interrupt_lock);
+    x.scope_stop = std::stop_source(std::nostopstate);
+  }
+  // The task's FiberLocal changes end with it, as a forked task's would
+  // (a task that set one made the extras).
+  if (FiberExtras* x = extras_if_any()) x->locals = std::move(saved_locals);
+  scope_open_ = false;
+  // acq_rel: the timer's seq_cst kScoped (cancelled now) is seen.
+  return core().interrupt_flags_.fetch_and(
+      ~(FiberCore::kScoped | FiberCore::kScopeHeldOff | FiberCore::kScopeDelivered),
+      std::memory_order_acq_rel);
+}
+
+void FiberControl::fire_timeout_scope() noexcept {
+  scheduler_->count(Counter::interrupts_requested);
+  if (Tracer* t = scheduler_->tracer()) [[unlikely]]
+    t->interrupt_requested(scheduler_->current_worker(), *this, id());
+  std::stop_source stop(std::nostopstate);
+  if (FiberExtras* x = extras_if_any()) {  // a stop token was taken: it is there
+    std::lock_guard lk(x->interrupt_lock);
+    stop = x->scope_stop;
+  }
+  // seq_cst, then the claim: the interrupter's half of the Dekker pair with
+  // the owner's begin_wait() + interrupt_pending_after_begin().
+  core().interrupt_flags_.fetch_or(FiberCore::kScoped, std::memory_order_seq_cst);
+  if (try_claim_interrupted()) unpark();
+  if (stop.stop_possible()) stop.request_stop();
+}
+
+void FiberControl::stop_scope_children() noexcept {
+  std::vector<FiberRef> live;
+  children_snapshot(live, /*live_only=*/true);
+  FiberGroup group;
+  for (FiberRef& c : live)
+    if (control(*c.get()).forked_in_scope_) group.add(std::move(c));
+  if (!group.empty()) group.stop(id());
+}
+
+Cause FiberControl::take_finalizer_failures(std::size_t n) {
+  Cause cause;
+  FiberExtras* x = extras_if_any();
+  if (x == nullptr) return cause;
+  std::vector<std::exception_ptr>& failures = x->finalizer_failures;
+  for (std::size_t i = n; i < failures.size(); ++i)
+    cause = Cause::sequential(std::move(cause),
+                              Cause::fail(failures[i], "in finalizer", site_of(*this)));
+  failures.resize(std::min(n, failures.size()));
+  return cause;
+}
+
+Cause FiberControl::take_scope_cause() {
+  const std::uint32_t before =
+      core().interrupt_flags_.fetch_or(FiberCore::kScopeDelivered, std::memory_order_relaxed);
+  if ((before & FiberCore::kScopeDelivered) == 0) note_delivered();
+  return scope_cause();
+}
+
+Cause FiberControl::scope_cause() const { return Cause::interrupt(id(), site_of(*this)); }
+
+}  // namespace weft::detail
