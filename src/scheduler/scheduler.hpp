@@ -1,5 +1,5 @@
 // Scheduler: N workers with Chase-Lev deques and LIFO slots, a global
-// injection queue, random-victim stealing and futex parking. One per Runtime;
+// injection queue, random-victim batch stealing and futex parking. One per Runtime;
 // no global or static scheduler state. See docs/internals.md.
 #pragma once
 
@@ -63,6 +63,9 @@ class Worker {
   // steal() takes a fiber from this worker's deque or yield queue (or, when
   // `desperate`, its LIFO slot) for another worker.
   FiberControl* steal(bool desperate) noexcept;
+  // steal_unqueued() is steal() without the deque (whose thieves batch:
+  // Worker::steal_any): the yield queue, then (`desperate`) the LIFO slot.
+  FiberControl* steal_unqueued(bool desperate) noexcept;
   // run_seq() counts this worker's switches into and out of fibers: odd while
   // a fiber runs. Equal odd values seen some time apart mean one fiber has
   // run all that time (the monitor's and idle thieves' test for "stuck").
