@@ -116,9 +116,37 @@ TEST(DequeTest, test_deque_wraps_without_growing) {
   EXPECT_TRUE(dq.empty_approx());
 }
 
+TEST(DequeTest, test_deque_steal_half_takes_half_rounded_up_oldest_first) {
+  auto items = make_items(100);
+  ChaseLevDeque<Item> victim;
+  ChaseLevDeque<Item> thief;
+  for (std::size_t i = 0; i < 9; ++i) victim.push(&items[i]);
+  // 9 items: 5 taken (the oldest, 0, returned; 1..4 moved), 4 left.
+  ASSERT_EQ(victim.steal_half(thief, 32), &items[0]);
+  EXPECT_EQ(thief.size_approx(), 4u);
+  EXPECT_EQ(victim.size_approx(), 4u);
+  for (std::size_t i = 4; i >= 1; --i) EXPECT_EQ(thief.pop(), &items[i]);  // LIFO: newest first
+  EXPECT_EQ(thief.pop(), nullptr);
+  for (std::size_t i = 5; i < 9; ++i) EXPECT_EQ(victim.steal(), &items[i]);
+  // One item: it is returned, nothing moved.
+  victim.push(&items[0]);
+  ASSERT_EQ(victim.steal_half(thief, 32), &items[0]);
+  EXPECT_TRUE(thief.empty_approx());
+  EXPECT_TRUE(victim.empty_approx());
+  EXPECT_EQ(victim.steal_half(thief, 32), nullptr);
+  // The bound: 100 items, at most 8 per visit.
+  for (auto& it : items) victim.push(&it);
+  ASSERT_EQ(victim.steal_half(thief, 8), &items[0]);
+  EXPECT_EQ(thief.size_approx(), 7u);
+  EXPECT_EQ(victim.size_approx(), 92u);
+  EXPECT_EQ(victim.pop(), &items[99]);
+}
+
 // Runs an owner and `thieves` stealing threads over n items and checks that
-// every item is taken exactly once, with the payload the owner wrote.
-void run_stress(std::size_t n, std::size_t initial_capacity, int thieves) {
+// every item is taken exactly once, with the payload the owner wrote. With
+// `batch`, each thief steals with steal_half() into a deque of its own and
+// then drains that deque.
+void run_stress(std::size_t n, std::size_t initial_capacity, int thieves, bool batch = false) {
   auto items = make_items(n);
   std::vector<std::atomic<std::uint8_t>> taken(n);
   std::atomic<bool> owner_done{false};
@@ -137,13 +165,18 @@ void run_stress(std::size_t n, std::size_t initial_capacity, int thieves) {
     pool.emplace_back([&] {
       start.arrive_and_wait();
       std::uint64_t mine = 0;
+      ChaseLevDeque<Item> own(2);  // grows when a batch lands
       for (;;) {
         // Acquire: the owner's release store of owner_done follows its last
         // pop; once we see it the deque is empty for good.
         const bool done = owner_done.load(std::memory_order_acquire);
-        if (Item* it = dq.steal()) {
+        if (Item* it = batch ? dq.steal_half(own, 32) : dq.steal()) {
           take(it);
           ++mine;
+          while (Item* more = own.pop()) {
+            take(more);
+            ++mine;
+          }
         } else if (done) {
           break;
         }
@@ -197,6 +230,56 @@ TEST(DequeTest, test_deque_concurrent_owner_and_three_thieves_take_each_item_onc
 TEST(DequeTest, test_deque_concurrent_growth_while_stealing) {
   // Capacity 2: growth happens constantly while thieves read old buffers.
   run_stress(200'000, 2, 3);
+}
+
+TEST(DequeTest, test_deque_concurrent_owner_and_three_batch_thieves_take_each_item_once) {
+  run_stress(1'000'000, 256, 3, /*batch=*/true);
+}
+
+TEST(DequeTest, test_deque_batch_steal_while_growing) { run_stress(200'000, 2, 3, /*batch=*/true); }
+
+// The race a batch must survive: the thief has counted n items and steals
+// them one by one while the owner pops the same few from the bottom. Each
+// round the owner pushes 4 and pops until empty; the thief, never pausing,
+// batch-steals into its own deque. Every item is taken exactly once.
+TEST(DequeTest, test_deque_batch_steal_races_owner_pops_of_the_last_items) {
+  constexpr std::size_t kRounds = 100'000;
+  constexpr std::size_t kPer = 4;
+  auto items = make_items(kRounds * kPer);
+  std::vector<std::atomic<std::uint8_t>> taken(items.size());
+  ChaseLevDeque<Item> dq(4);
+  std::atomic<bool> owner_done{false};
+  std::atomic<std::uint64_t> stolen{0};
+  std::latch start(2);
+  std::thread thief([&] {
+    ChaseLevDeque<Item> own(4);
+    start.arrive_and_wait();
+    for (;;) {
+      const bool done = owner_done.load(std::memory_order_acquire);
+      Item* it = dq.steal_half(own, 32);
+      if (it == nullptr && done) break;
+      for (; it != nullptr; it = own.pop()) {
+        EXPECT_EQ(it->payload, payload_of(it->id));
+        taken[it->id].fetch_add(1, std::memory_order_relaxed);
+        stolen.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  });
+  start.arrive_and_wait();
+  for (std::size_t r = 0; r < kRounds; ++r) {
+    for (std::size_t k = 0; k < kPer; ++k) {
+      Item& it = items[r * kPer + k];
+      it.payload = payload_of(it.id);
+      dq.push(&it);
+    }
+    while (Item* it = dq.pop()) taken[it->id].fetch_add(1, std::memory_order_relaxed);
+  }
+  owner_done.store(true, std::memory_order_release);
+  thief.join();
+  for (std::size_t i = 0; i < items.size(); ++i) ASSERT_EQ(taken[i].load(), 1) << "item " << i;
+  // The race happened: the thief took some (not asserted to be many: the
+  // machine may not run both threads at once).
+  ::testing::Test::RecordProperty("stolen", static_cast<int>(stolen.load()));
 }
 
 TEST(DequeTest, test_deque_last_item_race_between_pop_and_steal) {

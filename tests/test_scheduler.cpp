@@ -1,6 +1,8 @@
 // Scheduler behaviour: depth-first execution of fork trees (small live set),
 // idle workers sleep, fairness of yield, work spreads across workers, direct
-// switches from a yielding or parking fiber to the next one.
+// switches from a yielding or parking fiber to the next one; the lock-free
+// injection queue and sleeper set.
+#include "scheduler/inject_queue.hpp"
 #include "support/scale.hpp"
 #include "support/weft_test.hpp"
 
@@ -9,6 +11,7 @@
 #include <sys/resource.h>
 
 #include <atomic>
+#include <latch>
 #include <set>
 #include <thread>
 
@@ -260,6 +263,134 @@ TEST_P(SchedulerTest, test_scheduler_direct_switch_publishes_a_parker_after_its_
   });
   ASSERT_TRUE(e.ok());
   EXPECT_TRUE(e.value()) << "a parker's stack changed while it was parked";
+}
+
+// --- InjectQueue (src/scheduler/inject_queue.hpp) ----------------------------
+
+struct Item {
+  std::uint64_t id = 0;
+  std::uint64_t payload = 0;  // plain: written before push, read after pop
+};
+
+TEST(InjectQueueTest, test_inject_queue_single_producer_fifo_through_a_spill) {
+  detail::InjectQueue<Item, 8> q;
+  std::vector<Item> items(20);
+  for (std::size_t i = 0; i < items.size(); ++i) items[i].id = i;
+  EXPECT_EQ(q.try_pop(), nullptr);
+  for (auto& it : items) q.push(&it);
+  EXPECT_EQ(q.spilled(), 12u);  // 8 in the ring, the rest in the overflow
+  // A push while the overflow holds items goes behind them, even with room
+  // in the ring.
+  Item* first = q.try_pop();
+  ASSERT_EQ(first, &items[0]);
+  Item extra{99, 0};
+  q.push(&extra);
+  EXPECT_EQ(q.spilled(), 13u);
+  for (std::size_t i = 1; i < items.size(); ++i) ASSERT_EQ(q.try_pop(), &items[i]) << i;
+  EXPECT_EQ(q.try_pop(), &extra);
+  EXPECT_EQ(q.try_pop(), nullptr);
+  // Empty overflow: the ring again, across several laps.
+  for (int lap = 0; lap < 5; ++lap) {
+    for (std::size_t i = 0; i < 6; ++i) q.push(&items[i]);
+    for (std::size_t i = 0; i < 6; ++i) ASSERT_EQ(q.try_pop(), &items[i]);
+  }
+  EXPECT_EQ(q.spilled(), 0u);
+}
+
+// Producers and consumers at once; a small ring spills and wraps constantly.
+template <std::size_t kCap>
+void inject_queue_stress(int producers, int consumers, std::size_t per_producer) {
+  detail::InjectQueue<Item, kCap> q;
+  const std::size_t n = per_producer * static_cast<std::size_t>(producers);
+  std::vector<Item> items(n);
+  std::vector<std::atomic<std::uint8_t>> taken(n);
+  std::atomic<std::size_t> popped{0};
+  std::atomic<int> bad{0};
+  std::latch start(producers + consumers);
+  std::vector<std::thread> pool;
+  for (int p = 0; p < producers; ++p) {
+    pool.emplace_back([&, p] {
+      start.arrive_and_wait();
+      for (std::size_t i = 0; i < per_producer; ++i) {
+        Item& it = items[static_cast<std::size_t>(p) * per_producer + i];
+        it.id = static_cast<std::size_t>(p) * per_producer + i;
+        it.payload = it.id * 3 + 1;
+        q.push(&it);
+      }
+    });
+  }
+  for (int c = 0; c < consumers; ++c) {
+    pool.emplace_back([&] {
+      start.arrive_and_wait();
+      while (popped.load(std::memory_order_relaxed) < n) {
+        if (Item* it = q.try_pop()) {
+          if (it->payload != it->id * 3 + 1) bad.fetch_add(1);
+          taken[it->id].fetch_add(1, std::memory_order_relaxed);
+          popped.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+    });
+  }
+  for (auto& t : pool) t.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(q.try_pop(), nullptr);
+  for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(taken[i].load(), 1) << "item " << i;
+}
+
+TEST(InjectQueueTest, test_inject_queue_concurrent_spilling_each_item_once) {
+  inject_queue_stress<8>(4, 3, 50'000);
+}
+
+TEST(InjectQueueTest, test_inject_queue_concurrent_ring_each_item_once) {
+  inject_queue_stress<1024>(3, 3, 100'000);
+}
+
+// Many plain threads spawning at once: every injected root runs exactly once
+// (more spawns than the ring holds, so some may spill).
+TEST_P(SchedulerTest, test_scheduler_injections_from_many_threads_all_run) {
+  constexpr int kThreads = 4;
+  constexpr int kEach = 3000;
+  std::atomic<int> ran{0};
+  std::latch start(kThreads);
+  std::vector<std::thread> spawners;
+  for (int t = 0; t < kThreads; ++t) {
+    spawners.emplace_back([&] {
+      std::vector<Fiber<void>> fibers;
+      fibers.reserve(kEach);
+      start.arrive_and_wait();
+      for (int i = 0; i < kEach; ++i) fibers.push_back(rt().spawn([&] { ran.fetch_add(1); }));
+      for (auto& f : fibers) f.join();
+    });
+  }
+  for (auto& t : spawners) t.join();
+  EXPECT_EQ(ran.load(), kThreads * kEach);
+}
+
+// More than 64 workers: the sleeper set spans several words. With every
+// worker asleep, an injection from a plain thread must wake one (the waker
+// takes the highest set bit: a worker of the last word), and a fork tree
+// must still spread and finish; afterwards all of them sleep again (a
+// sleeper lost from the set would hang the wait).
+TEST(SchedulerWideTest, test_scheduler_sleeper_set_beyond_64_workers) {
+  RuntimeOptions o;
+  o.workers = 130;
+  Runtime rt(o);
+  detail::Scheduler* s = nullptr;
+  ASSERT_TRUE(rt.block_on([&] { s = detail::current_scheduler(); }).ok());
+  auto all_asleep = [&] { return s->sleeping_workers() == 130; };
+  for (int round = 0; round < 20; ++round) {
+    while (!all_asleep()) std::this_thread::yield();
+    unsigned index = 0;
+    Exit<void> e = rt.block_on([&] { index = detail::current_worker_any()->index(); });
+    ASSERT_TRUE(e.ok()) << e;
+    EXPECT_LT(index, 130u);
+  }
+  {
+    LiveSet live;
+    Exit<long> e = rt.block_on([&] { return tree(live, 3, 0); });
+    EXPECT_EQ(e.value(), 999L * 1000 / 2);
+  }
+  while (!all_asleep()) std::this_thread::yield();
 }
 
 }  // namespace

@@ -90,6 +90,44 @@ void BM_DequeContended(benchmark::State& state) {
 }
 BENCHMARK(BM_DequeContended)->Threads(2)->Threads(3)->UseRealTime();
 
+// A thief taking 32 of a victim's 64 items (uncontended, one thread):
+// one at a time with steal(), each pushed to the thief's own deque as a
+// batch thief would keep it, vs one steal_half() visit. Per item moved. The
+// CASes are the same (steal_half is a loop of steal()); the difference is
+// the loop around them, so the gain in the scheduler is in the victim
+// search and the trips through the worker loop that a batch saves.
+void BM_DequeStealOneByOne(benchmark::State& state) {
+  ChaseLevDeque<Task> victim;
+  ChaseLevDeque<Task> thief;
+  std::vector<Task> tasks(64);
+  for (auto _ : state) {
+    for (auto& t : tasks) victim.push(&t);
+    for (int i = 0; i < 32; ++i) thief.push(victim.steal());
+    while (thief.pop() != nullptr) {
+    }
+    while (victim.pop() != nullptr) {
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * 32);
+}
+BENCHMARK(BM_DequeStealOneByOne);
+
+void BM_DequeStealHalf(benchmark::State& state) {
+  ChaseLevDeque<Task> victim;
+  ChaseLevDeque<Task> thief;
+  std::vector<Task> tasks(64);
+  for (auto _ : state) {
+    for (auto& t : tasks) victim.push(&t);
+    thief.push(victim.steal_half(thief, 32));
+    while (thief.pop() != nullptr) {
+    }
+    while (victim.pop() != nullptr) {
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * 32);
+}
+BENCHMARK(BM_DequeStealHalf);
+
 // Reference: std::deque under a std::mutex, push_back + pop_back.
 void BM_MutexDequePushPop(benchmark::State& state) {
   std::mutex mu;

@@ -77,6 +77,13 @@ class ChaseLevDeque {
   [[nodiscard("a popped item must be run or re-queued")]] T* pop();
   // steal() takes the oldest item. Any thread; nullptr = empty or lost a race.
   [[nodiscard("a stolen item must be run or re-queued")]] T* steal();
+  // steal_half() is one thief visit that takes up to half of the items
+  // (rounded up, at most max_items): it returns the oldest (nullptr = empty
+  // or lost the race) and pushes the others, oldest first, onto `into`,
+  // whose owner the calling thread must be; `*moved` (if given) is set to
+  // how many it pushed there. Any thread; see the definition.
+  [[nodiscard("a stolen item must be run or re-queued")]] T* steal_half(
+      ChaseLevDeque& into, std::size_t max_items, std::size_t* moved = nullptr);
   // size_approx() is a racy estimate of the number of items (any thread).
   std::size_t size_approx() const noexcept;
   // empty_approx() is a racy "looks empty" (any thread).
@@ -252,6 +259,37 @@ T* ChaseLevDeque<T>::steal() {
     return nullptr;  // lost the race; the caller may retry
   }
   return item;
+}
+
+// Batch stealing (Go's runqsteal/runqgrab, Tokio's steal_into) without a new
+// protocol: a Chase-Lev thief cannot advance top_ by n with one CAS, because
+// the owner's pop() takes items from the bottom with a plain store and only
+// CASes top_ for the last item, so a CAS to t + n could take items the owner
+// has already popped below it. Each item is taken by the proven steal() above
+// (one CAS each); what the batch saves is the victim search, the thief's trips
+// through its scheduling loop, and the wake-ups: the items moved stay in the
+// thief's deque, where it pops them without contention. The count is read
+// once, from the first successful steal's view: a steal that fails (empty, or
+// a lost race with the owner or another thief) ends the batch.
+template <class T>
+T* ChaseLevDeque<T>::steal_half(ChaseLevDeque& into, std::size_t max_items, std::size_t* moved) {
+  if (moved != nullptr) *moved = 0;
+  T* first = steal();
+  if (first == nullptr) return nullptr;
+  // Relaxed: an estimate (each steal() below does its own ordering). n is
+  // what was left after `first`, so n + 1 items were there: take half of
+  // them rounded up, `first` included (Go's n - n / 2).
+  const std::size_t left = size_approx();
+  std::size_t more = (left + 1) - (left + 1) / 2 - 1;
+  if (max_items == 0) max_items = 1;
+  if (more > max_items - 1) more = max_items - 1;
+  for (std::size_t i = 0; i < more; ++i) {
+    T* x = steal();
+    if (x == nullptr) break;
+    into.push(x);
+    if (moved != nullptr) ++*moved;
+  }
+  return first;
 }
 
 template <class T>

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdio>
 #include <thread>
 
@@ -36,6 +37,10 @@ Scheduler::Scheduler(const RuntimeOptions& options)
       monitor_(*this, options_.monitor_interval) {
   if (!options_.trace_path.empty())
     tracer_ = std::make_unique<Tracer>(options_.trace_path, options_.name, options_.workers);
+  sleeper_words_ = (options_.workers + 63) / 64;
+  sleeper_bits_ = std::make_unique<std::atomic<std::uint64_t>[]>(sleeper_words_);
+  for (unsigned i = 0; i < sleeper_words_; ++i)
+    sleeper_bits_[i].store(0, std::memory_order_relaxed);
   workers_.reserve(options_.workers);
   for (unsigned i = 0; i < options_.workers; ++i)
     workers_.push_back(std::make_unique<Worker>(*this, i, options_.seed));
@@ -99,22 +104,20 @@ void Scheduler::inject(FiberControl* f) {
   // the runtime may be destroyed while we are still in notify_work() (a
   // plain thread, an Asio or blocking-pool thread, waking the last fiber).
   injecting_.fetch_add(1, std::memory_order_seq_cst);
-  {
-    std::lock_guard lk(inject_mu_);
-    injected_.push_back(f);
-    injected_size_.fetch_add(1, std::memory_order_seq_cst);
-  }
+  // Counted before it is pushed (seq_cst: the Dekker half with an idle
+  // worker's sleeper announcement, see notify_work): a worker that sees the
+  // count and not yet the item looks again instead of sleeping.
+  injected_size_.fetch_add(1, std::memory_order_seq_cst);
+  injected_.push(f);
   notify_work();
   injecting_.fetch_sub(1, std::memory_order_release);  // our last touch of *this
 }
 
 FiberControl* Scheduler::pop_injected() {
-  if (injected_size_.load(std::memory_order_acquire) == 0) return nullptr;
-  std::lock_guard lk(inject_mu_);
-  if (injected_.empty()) return nullptr;
-  FiberControl* f = injected_.front();
-  injected_.pop_front();
-  injected_size_.fetch_sub(1, std::memory_order_relaxed);
+  // relaxed: a hint; the queue's own acquire orders the item.
+  if (injected_size_.load(std::memory_order_relaxed) <= 0) return nullptr;
+  FiberControl* f = injected_.try_pop();
+  if (f != nullptr) injected_size_.fetch_sub(1, std::memory_order_relaxed);
   return f;
 }
 
@@ -133,15 +136,7 @@ void Scheduler::notify_work(bool after_plain_store) noexcept {
   if (spinning_.load(std::memory_order_seq_cst) != 0) return;
   int expected = 0;
   if (!spinning_.compare_exchange_strong(expected, 1, std::memory_order_seq_cst)) return;
-  Worker* w = nullptr;
-  {
-    std::lock_guard lk(sleep_mu_);
-    if (!sleepers_list_.empty()) {
-      w = sleepers_list_.back();
-      sleepers_list_.pop_back();
-      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
-    }
-  }
+  Worker* w = take_sleeper();
   if (w == nullptr) {
     spinning_.fetch_sub(1, std::memory_order_seq_cst);
     return;
@@ -149,19 +144,43 @@ void Scheduler::notify_work(bool after_plain_store) noexcept {
   w->wake_spinning();
 }
 
+// The sleeper set is a bitmask (one word per 64 workers), so adding,
+// removing and taking a sleeper are one atomic RMW each, without a lock. The
+// bit is set before sleepers_ counts it, and cleared before sleepers_
+// uncounts it, all seq_cst: a pusher that reads sleepers_ > 0 after its push
+// finds the bit of every sleeper it counted, unless that sleeper was already
+// taken (by another waker or by itself, after it re-checked the queues).
 void Scheduler::add_sleeper(Worker* w) {
-  std::lock_guard lk(sleep_mu_);
-  sleepers_list_.push_back(w);
+  const unsigned i = w->index();
+  sleeper_bits_[i / 64].fetch_or(std::uint64_t{1} << (i % 64), std::memory_order_seq_cst);
   sleepers_.fetch_add(1, std::memory_order_seq_cst);
 }
 
 bool Scheduler::remove_sleeper(Worker* w) {
-  std::lock_guard lk(sleep_mu_);
-  auto it = std::find(sleepers_list_.begin(), sleepers_list_.end(), w);
-  if (it == sleepers_list_.end()) return false;
-  sleepers_list_.erase(it);
+  const unsigned i = w->index();
+  const std::uint64_t bit = std::uint64_t{1} << (i % 64);
+  if ((sleeper_bits_[i / 64].fetch_and(~bit, std::memory_order_seq_cst) & bit) == 0)
+    return false;  // a waker took us
   sleepers_.fetch_sub(1, std::memory_order_seq_cst);
   return true;
+}
+
+Worker* Scheduler::take_sleeper() noexcept {
+  for (unsigned k = 0; k < sleeper_words_; ++k) {
+    std::atomic<std::uint64_t>& word = sleeper_bits_[k];
+    std::uint64_t bits = word.load(std::memory_order_seq_cst);
+    while (bits != 0) {
+      // The highest set bit (any sleeper is correct; the old list woke the
+      // most recent sleeper, which a bitmask does not remember).
+      const unsigned b = 63u - static_cast<unsigned>(std::countl_zero(bits));
+      const std::uint64_t bit = std::uint64_t{1} << b;
+      if (word.compare_exchange_weak(bits, bits & ~bit, std::memory_order_seq_cst)) {
+        sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+        return workers_[k * 64 + b].get();
+      }
+    }
+  }
+  return nullptr;
 }
 
 void Scheduler::register_root(FiberControl* f) {

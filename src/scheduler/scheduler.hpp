@@ -1,5 +1,5 @@
 // Scheduler: N workers with Chase-Lev deques and LIFO slots, a global
-// injection queue, random-victim stealing and futex parking. One per Runtime;
+// lock-free injection queue, random-victim batch stealing and futex parking. One per Runtime;
 // no global or static scheduler state. See docs/internals.md.
 #pragma once
 
@@ -11,6 +11,7 @@
 #include "io/blocking_pool.hpp"
 #include "runtime/debug_registry.hpp"
 #include "scheduler/chase_lev_deque.hpp"
+#include "scheduler/inject_queue.hpp"
 #include "scheduler/monitor.hpp"
 #include "timer/timer_heap.hpp"
 #include "trace/counters.hpp"
@@ -63,6 +64,9 @@ class Worker {
   // steal() takes a fiber from this worker's deque or yield queue (or, when
   // `desperate`, its LIFO slot) for another worker.
   FiberControl* steal(bool desperate) noexcept;
+  // steal_unqueued() is steal() without the deque (whose thieves batch:
+  // Worker::steal_any): the yield queue, then (`desperate`) the LIFO slot.
+  FiberControl* steal_unqueued(bool desperate) noexcept;
   // run_seq() counts this worker's switches into and out of fibers: odd while
   // a fiber runs. Equal odd values seen some time apart mean one fiber has
   // run all that time (the monitor's and idle thieves' test for "stuck").
@@ -215,7 +219,8 @@ class Scheduler {
   // schedule() makes a runnable fiber run: on this worker if the caller is
   // one of ours, else through the injection queue.
   void schedule(FiberControl* f);
-  // inject() appends f to the global FIFO queue and wakes a sleeper.
+  // inject() appends f to the global queue (FIFO but for racing injections)
+  // and wakes a sleeper.
   void inject(FiberControl* f);
   // pop_injected() takes the oldest injected fiber, or nullptr.
   FiberControl* pop_injected();
@@ -295,6 +300,8 @@ class Scheduler {
   // sleeping protocol (Worker::idle)
   void add_sleeper(Worker* w);
   bool remove_sleeper(Worker* w);
+  // take_sleeper() takes a worker off the sleeper set, or returns nullptr.
+  Worker* take_sleeper() noexcept;
   std::string dump() const;
 
  private:
@@ -308,14 +315,22 @@ class Scheduler {
 
   Monitor monitor_;
 
-  mutable std::mutex inject_mu_;
-  std::deque<FiberControl*> injected_;
-  std::atomic<std::size_t> injected_size_{0};
+  // The injection queue (lock-free ring, mutex only past kCapacity waiting;
+  // inject_queue.hpp) and its count: incremented before a push, decremented
+  // after a pop, so a positive count may name an item still being pushed
+  // (has_injected() then makes an idle worker look again, never sleep).
+  InjectQueue<FiberControl> injected_;
+  alignas(64) std::atomic<std::int64_t> injected_size_{0};
   // Calls of inject() in progress: ~Scheduler waits for 0 (see inject()).
   std::atomic<int> injecting_{0};
 
-  std::mutex sleep_mu_;
-  std::vector<Worker*> sleepers_list_;
+  // The sleeping workers: bit i % 64 of word i / 64 is set while worker i
+  // is on the sleeper list (add_sleeper); whoever clears it (a waker in
+  // notify_work, or the worker itself in remove_sleeper) takes it off. No
+  // lock; the count sleepers_ follows the bits (set before counted, cleared
+  // before uncounted) and is what pushers read first.
+  std::unique_ptr<std::atomic<std::uint64_t>[]> sleeper_bits_;
+  unsigned sleeper_words_ = 0;
   alignas(64) std::atomic<int> sleepers_{0};
   alignas(64) std::atomic<int> spinning_{0};
 

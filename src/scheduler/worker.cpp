@@ -50,6 +50,11 @@ constexpr unsigned kSpinPauses = 8;
 constexpr auto kSpinNap = std::chrono::microseconds(50);
 constexpr unsigned kFairnessTicks = 61;  // a prime, as Go's schedtick % 61
 constexpr unsigned kTimerTicks = 16;     // due timers checked every 16 picks
+// A thief takes up to half of a victim's deque per visit, at most this many
+// (Go's runqgrab takes half of a 256-slot ring; Tokio's steal_into half of
+// 256). Bounded so that one visit stays short and a victim that is forking a
+// tree is not emptied of its whole frontier by the first thief.
+constexpr std::size_t kStealBatch = 32;
 
 thread_local Worker* tls_worker = nullptr;
 
@@ -122,6 +127,10 @@ void Worker::push_local(FiberControl* f) {
 
 FiberControl* Worker::steal(bool desperate) noexcept {
   if (FiberControl* f = deque_.steal()) return f;
+  return steal_unqueued(desperate);
+}
+
+FiberControl* Worker::steal_unqueued(bool desperate) noexcept {
   if (FiberControl* f = yielded_.steal()) return f;
   if (desperate && lifo_slot_.load(std::memory_order_relaxed) != nullptr)
     return lifo_slot_.exchange(nullptr, std::memory_order_acq_rel);
@@ -219,7 +228,19 @@ FiberControl* Worker::steal_any(bool desperate) {
   for (unsigned i = 0; i < n; ++i) {
     Worker& victim = sched_.worker((start + i) % n);
     if (&victim == this) continue;
-    if (FiberControl* f = victim.steal(desperate)) return stolen(f, victim);
+    // Batch stealing (ChaseLevDeque::steal_half): run the oldest, keep up to
+    // half of the rest in our deque. Not in a deterministic scheduler, whose
+    // seeded steps take one fiber each (replays keep their shape).
+    FiberControl* f = nullptr;
+    if (sched_.deterministic()) {
+      f = victim.steal(desperate);
+    } else {
+      std::size_t moved = 0;
+      f = victim.deque_.steal_half(deque_, kStealBatch, &moved);
+      for (std::size_t k = 0; k < moved; ++k) counters_.bump_owned(Counter::steals);
+      if (f == nullptr) f = victim.steal_unqueued(desperate);
+    }
+    if (f != nullptr) return stolen(f, victim);
   }
   return nullptr;
 }
