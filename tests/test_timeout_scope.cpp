@@ -260,6 +260,42 @@ TEST_P(TimeoutScopeTest, test_timeout_callers_interrupt_passes_the_scope) {
   EXPECT_FALSE(returned.load());
 }
 
+// The caller's interrupt passes the timeout frame and the caller swallows
+// it: the scope is closed all the same (its FiberLocals restored, no scope
+// left open), so a later timeout in a masked region forks its task and its
+// deadline still fires.
+TEST_P(TimeoutScopeTest, test_timeout_scope_closes_when_the_callers_interrupt_passes) {
+  static FiberLocal<int> local(0);
+  std::atomic<bool> restored{false};
+  std::atomic<bool> later_fired{false};
+  Exit<void> e = run([&] {
+    Fiber<void> caller = fork([&] {
+      local.set(1);
+      try {
+        (void)timeout(kLong, [] {
+          local.set(2);
+          this_fiber::sleep_for(kLong);
+        });
+      } catch (const Interrupted&) {
+        // swallowed: still pending, delivered again at the next yield point
+      }
+      restored = local.get() == 1;
+      Uninterruptible mask;
+      FiberId task;
+      const auto r = timeout(1ms, [&] {
+        task = this_fiber::id();
+        this_fiber::sleep_for(kLong);
+      });
+      later_fired = !r.has_value() && task != this_fiber::id();
+    });
+    wait_parked(caller);
+    EXPECT_TRUE(caller.interrupt().interrupted());
+  });
+  EXPECT_TRUE(e.ok()) << e;
+  EXPECT_TRUE(restored.load());
+  EXPECT_TRUE(later_fired.load());
+}
+
 // Interrupt vs. deadline: the caller is interrupted while its task unwinds
 // from the deadline. "Interrupted by my parent" wins: timeout throws.
 TEST_P(TimeoutScopeTest, test_timeout_caller_interrupted_while_the_task_unwinds) {

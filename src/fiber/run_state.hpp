@@ -34,7 +34,7 @@ inline RunStart FiberControl::begin_run_direct(Worker* w, std::atomic<bool>* pre
     return RunStart::ended_unstarted;
   }
   worker_ = w;
-  core_.preempt_ = preempt;
+  core().preempt_ = preempt;
   run_state_.store(RunState::running, std::memory_order_relaxed);
   return started_ ? RunStart::resumed : RunStart::first_run;
 }

@@ -70,7 +70,6 @@ class TimeoutScope {
   // cause, as a forked task's Exit), then `finalizers`.
   static Cause failure(std::exception_ptr e, Cause finalizers);
 
-
  private:
   static void fire(void* entry) noexcept;
   // end() closes the scope and returns the fiber's interrupt flags as they
