@@ -2,6 +2,7 @@
 #include <weft/timeout.hpp>
 
 #include "scheduler/scheduler.hpp"
+#include "support/timers.hpp"
 #include "support/weft_test.hpp"
 
 #include <algorithm>
@@ -19,19 +20,11 @@ namespace {
 using namespace std::chrono_literals;
 using test::contains;
 using test::EventLog;
+using test::kLong;
+using test::pending_timers;
 using test::RuntimeTest;
 using test::yield_until;
 using Clock = std::chrono::steady_clock;
-
-constexpr auto kLong = std::chrono::hours(1);  // a sleep nobody waits out
-
-// pending_timers() counts the timer entries of every worker of this runtime.
-std::size_t pending_timers() {
-  detail::Scheduler* s = detail::current_scheduler();
-  std::size_t n = 0;
-  for (unsigned i = 0; i < s->worker_count(); ++i) n += s->worker(i).timers().size();
-  return n;
-}
 
 class TimeoutTest : public RuntimeTest {};
 WEFT_RUNTIME_TEST_SUITE(TimeoutTest);

@@ -4,6 +4,7 @@
 #include <weft/weft.hpp>
 
 #include "scheduler/scheduler.hpp"
+#include "support/timers.hpp"
 #include "support/weft_test.hpp"
 
 #include <atomic>
@@ -19,18 +20,11 @@ namespace {
 using namespace std::chrono_literals;
 using test::contains;
 using test::EventLog;
+using test::kLong;
+using test::pending_timers;
 using test::RuntimeTest;
 using test::wait_parked;
 using test::yield_until;
-
-constexpr auto kLong = std::chrono::hours(1);  // a sleep nobody waits out
-
-std::size_t pending_timers() {
-  detail::Scheduler* s = detail::current_scheduler();
-  std::size_t n = 0;
-  for (unsigned i = 0; i < s->worker_count(); ++i) n += s->worker(i).timers().size();
-  return n;
-}
 
 class TimeoutScopeTest : public RuntimeTest {};
 WEFT_RUNTIME_TEST_SUITE(TimeoutScopeTest);
