@@ -15,6 +15,7 @@
 #include <atomic>
 #include <csignal>
 #include <string>
+#include <vector>
 
 namespace weft {
 namespace {
@@ -116,14 +117,19 @@ TEST_P(DumpTest, test_dump_collapses_fibers_waiting_at_one_site) {
     Deferred<void> gate;
     Scope scope;
     std::atomic<int> line{0};
+    std::vector<Fiber<void>> conns;
     for (int i = 0; i < kWaiters; ++i)
-      scope.fork(
+      conns.push_back(scope.fork(
           [&] {
             line = __LINE__ + 1;
             gate.await();
           },
-          {"conn"});
-    test::yield_until([&] { return gate.waiters() == kWaiters; });
+          {"conn"}));
+    // Parked, not only queued on the gate: a waiter is linked before it has
+    // switched out, and the dump groups parked fibers (a waiter still parking
+    // on the other worker was once missing from the line).
+    for (const Fiber<void>& c : conns) test::wait_parked(c);
+    EXPECT_EQ(gate.waiters(), static_cast<std::size_t>(kWaiters));
     const std::string d = rt().dump();
     EXPECT_TRUE(has(d, fmt::format("{} fibers (", kWaiters)));
     EXPECT_TRUE(has(d, "'conn' parked in Deferred::await on"));
