@@ -144,18 +144,6 @@ void FiberControl::stop_scope_children() noexcept {
   if (!group.empty()) group.stop(id());
 }
 
-Cause FiberControl::take_finalizer_failures(std::size_t n) {
-  Cause cause;
-  FiberExtras* x = extras_if_any();
-  if (x == nullptr) return cause;
-  std::vector<std::exception_ptr>& failures = x->finalizer_failures;
-  for (std::size_t i = n; i < failures.size(); ++i)
-    cause = Cause::sequential(std::move(cause),
-                              Cause::fail(failures[i], "in finalizer", site_of(*this)));
-  failures.resize(std::min(n, failures.size()));
-  return cause;
-}
-
 Cause FiberControl::take_scope_cause() {
   const std::uint32_t before =
       core().interrupt_flags_.fetch_or(FiberCore::kScopeDelivered, std::memory_order_relaxed);

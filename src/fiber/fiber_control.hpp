@@ -211,12 +211,13 @@ class FiberControl final : public WaitOwner {
     scope_forked_ = true;
   }
   // finalizer_failures() counts the finalizer failures recorded so far;
-  // take_finalizer_failures() removes those past the first n, as a cause.
+  // take_finalizer_failures() removes those past the first n and returns
+  // `cause` followed by them (Sequential), each a failure "in finalizer".
   std::size_t finalizer_failures() const noexcept {
     const FiberExtras* x = extras_if_any();
     return x != nullptr ? x->finalizer_failures.size() : 0;
   }
-  Cause take_finalizer_failures(std::size_t n);
+  Cause take_finalizer_failures(std::size_t n, Cause cause = {});
   // throw_scope_interrupted() throws the scope's ScopeInterrupted (inlined,
   // like throw_interrupted()).
   [[noreturn, gnu::always_inline]] void throw_scope_interrupted() {
@@ -347,7 +348,6 @@ class FiberControl final : public WaitOwner {
   // masked, the live children forked while the timeout scope was open.
   void stop_scope_children() noexcept;
   void publish(const Cause& cause) noexcept;
-  Cause with_finalizer_failures(Cause cause) noexcept;
   // extras() is the side allocation, made on first use (any thread; see
   // FiberExtras); extras_if_any() is it or nullptr, without making it.
   FiberExtras& extras();

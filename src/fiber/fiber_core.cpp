@@ -280,7 +280,7 @@ void FiberControl::live_and_end() noexcept {
     if (!interrupting()) note_delivered();  // held off until now, it ends the fiber
     cause = interrupt_cause();
   }
-  cause = with_finalizer_failures(std::move(cause));
+  cause = take_finalizer_failures(0, std::move(cause));
   // The body and its finalizers are over: drop the exception rethrow_cause()
   // held and this fiber's FiberLocal values (a handle kept alive does not
   // keep them; forked children share the table by reference).
@@ -315,12 +315,14 @@ Cause FiberControl::run_and_catch() noexcept {
   return cause;
 }
 
-Cause FiberControl::with_finalizer_failures(Cause cause) noexcept {
+Cause FiberControl::take_finalizer_failures(std::size_t n, Cause cause) {
   FiberExtras* x = extras_if_any();
   if (x == nullptr) return cause;  // no finalizer failed
-  for (auto& e : x->finalizer_failures)
-    cause = Cause::sequential(std::move(cause), Cause::fail(e, "in finalizer", site_of(*this)));
-  x->finalizer_failures.clear();
+  std::vector<std::exception_ptr>& failures = x->finalizer_failures;
+  for (std::size_t i = n; i < failures.size(); ++i)
+    cause = Cause::sequential(std::move(cause),
+                              Cause::fail(failures[i], "in finalizer", site_of(*this)));
+  failures.resize(std::min(n, failures.size()));
   return cause;
 }
 
