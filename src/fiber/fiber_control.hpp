@@ -279,9 +279,10 @@ class FiberControl final : public WaitOwner {
   // take_interrupt_cause() marks the interrupt delivered (counted and traced
   // the first time) and returns its cause.
   Cause take_interrupt_cause();
-  // take_interrupt_cause(scoped) is the wait's delivery: the fiber's own
-  // interrupt when one is pending, else its timeout scope's (`scoped`).
-  Cause take_interrupt_cause(bool& scoped) override;
+  // interrupt_scoped() and take_wait_cause() are the wait's delivery: the
+  // fiber's own interrupt when one is pending, else its timeout scope's.
+  bool interrupt_scoped() const noexcept override;
+  Cause take_wait_cause(bool scoped) override;
 
   // --- children / supervision ----------------------------------------------------
   void add_child(FiberControl* child) noexcept;

@@ -294,17 +294,21 @@ void FiberControl::live_and_end() noexcept {
   publish(cause);
 }
 
+void FiberCore::body_interrupted(const Interrupted& e, Cause& out) noexcept {
+  const FiberControl& self = control(*this);
+  out = self.interrupt_pending() ? self.interrupt_cause() : e.cause();
+}
+
+void FiberCore::body_failed(Cause& out) noexcept {
+  const FiberControl& self = control(*this);
+  // Cause::fail unwraps an escaping CauseError (its leaves keep their fibers).
+  out = Cause::fail(std::current_exception(), {}, site_of(self));
+  if (self.interrupting()) out = Cause::sequential(self.interrupt_cause(), std::move(out));
+}
+
 Cause FiberControl::run_and_catch() noexcept {
   Cause cause;
-  try {
-    core().run_body();
-  } catch (const Interrupted& e) {
-    cause = interrupt_pending() ? interrupt_cause() : e.cause();
-  } catch (...) {
-    // Cause::fail unwraps an escaping CauseError (its leaves keep their fibers).
-    cause = Cause::fail(std::current_exception(), {}, site_of(*this));
-    if (interrupting()) cause = Cause::sequential(interrupt_cause(), std::move(cause));
-  }
+  core().run_body(cause);
   // The callable's captures are finalizers too; they run masked. The trace
   // shows them, and the awaiting of the children, as the fiber's finalizer.
   interruptible_ = false;
@@ -414,14 +418,16 @@ bool FiberControl::await_done_masked_until(
 bool FiberControl::wait_end(std::chrono::steady_clock::time_point deadline, bool interruptible,
                             const WaitSite& site) {
   if (core().done()) return true;
-  std::unique_lock lk(joiners_.lock());
-  if (core().done()) return true;
   WaitSlot slot;
+  WaitStatus st;
+  {  // no landing pad for the lock at the throw (SyncQueue::park_status)
+    std::unique_lock lk(joiners_.lock());
+    if (core().done()) return true;
+    st = joiners_.park_status(lk, slot, site, deadline, interruptible);
+  }
   // A fiber's control block outlives its joiners (each holds a reference),
   // so the queue is never destroyed under them.
-  const bool woken = joiners_.park_until(lk, slot, site, "weft: fiber destroyed while awaited",
-                                         deadline, interruptible);
-  return woken || core().done();
+  return SyncQueue::finish_park(st, slot, "weft: fiber destroyed while awaited") || core().done();
 }
 
 // ---------------------------------------------------------------------------
@@ -455,9 +461,12 @@ void FiberControl::request_interrupt(FiberId by) {
   if (scope_stop.stop_possible()) scope_stop.request_stop();
 }
 
-Cause FiberControl::take_interrupt_cause(bool& scoped) {
+bool FiberControl::interrupt_scoped() const noexcept {
   // The fiber's own interrupt wins: it passes every timeout frame.
-  scoped = (core().interrupt_flags_.load(std::memory_order_seq_cst) & FiberCore::kPending) == 0;
+  return (core().interrupt_flags_.load(std::memory_order_seq_cst) & FiberCore::kPending) == 0;
+}
+
+Cause FiberControl::take_wait_cause(bool scoped) {
   return scoped ? take_scope_cause() : take_interrupt_cause();
 }
 

@@ -29,14 +29,25 @@ void yield(weft::source_location where) {
   f->throw_if_interrupted();
 }
 
-void sleep_until(std::chrono::steady_clock::time_point t, weft::source_location where) {
-  detail::enter_yield_point(where);
-  // A wait nobody completes: only its deadline (or an interrupt) ends it.
+namespace {
+
+// sleep_status() parks until `t` on a wait nobody completes: only its
+// deadline (or an interrupt) ends it. Its queue dies here, so that
+// sleep_until() throws from a frame with no landing pad of ours
+// (SyncQueue::park_status).
+detail::WaitStatus sleep_status(std::chrono::steady_clock::time_point t,
+                                weft::source_location where) noexcept {
   detail::SyncQueue never_woken;
   std::unique_lock lk(never_woken.lock());
   detail::WaitSlot slot;
-  [[maybe_unused]] const bool woken = never_woken.park_until(lk, slot, {"sleep", nullptr, where},
-                                                             "weft: sleep's queue destroyed", t);
+  return never_woken.park_status(lk, slot, {"sleep", nullptr, where}, t);
+}
+
+}  // namespace
+
+void sleep_until(std::chrono::steady_clock::time_point t, weft::source_location where) {
+  detail::enter_yield_point(where);
+  if (sleep_status(t, where) == detail::WaitStatus::interrupted) detail::throw_wait_interrupted();
 }
 
 std::chrono::steady_clock::time_point now() noexcept { return detail::clock_now(); }

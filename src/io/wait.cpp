@@ -56,33 +56,36 @@ bool await_ready(IoRecord& rec, int fd, std::uint32_t gen, IoDirection d, std::u
   reactor.register_fd(rec, fd);
   SyncQueue& queue = d == IoDirection::read ? rec.readers : rec.writers;
   const std::uint64_t bit = d == IoDirection::read ? IoRecord::kReadable : IoRecord::kWritable;
-  std::unique_lock lk(queue.lock());
-  // Under the queue lock, the poller's event (readiness first, then this
-  // lock to wake the queue) is either seen here or finds us parked.
-  std::uint64_t cur = rec.readiness.load(std::memory_order_acquire);
-  for (;;) {
-    if ((cur & IoRecord::kClosed) != 0 ||
-        (gen != kAnyGeneration && rec.generation.load(std::memory_order_relaxed) != gen)) {
-      lk.unlock();
-      throw_closed(fd, what);
-    }
-    // An edge came while the syscall ran: retry it instead of parking.
-    if (IoRecord::tick(cur) != IoRecord::tick(seen) && (cur & bit) != 0) return true;
-    // The bit (if set) is from before the syscall, which consumed it: clear
-    // it at this tick (Tokio's clear_readiness) and park.
-    if ((cur & bit) == 0) break;
-    if (rec.readiness.compare_exchange_weak(cur, cur & ~bit, std::memory_order_acq_rel)) break;
-  }
   IoSlot slot;
-  scheduler_of(*self).count(Counter::io_waits);
-  reactor.add_waiter();
-  struct Count {
-    Reactor& r;
-    ~Count() { r.remove_waiter(); }
-  } count{reactor};
-  const WaitSite site{what, &rec, self->site()};
-  if (!queue.park_until(lk, slot, site, "weft::io: an fd record was destroyed", deadline))
-    return false;
+  WaitStatus st;
+  {  // no landing pad for the lock or the count at the throw (SyncQueue::park_status)
+    std::unique_lock lk(queue.lock());
+    // Under the queue lock, the poller's event (readiness first, then this
+    // lock to wake the queue) is either seen here or finds us parked.
+    std::uint64_t cur = rec.readiness.load(std::memory_order_acquire);
+    for (;;) {
+      if ((cur & IoRecord::kClosed) != 0 ||
+          (gen != kAnyGeneration && rec.generation.load(std::memory_order_relaxed) != gen)) {
+        lk.unlock();
+        throw_closed(fd, what);
+      }
+      // An edge came while the syscall ran: retry it instead of parking.
+      if (IoRecord::tick(cur) != IoRecord::tick(seen) && (cur & bit) != 0) return true;
+      // The bit (if set) is from before the syscall, which consumed it: clear
+      // it at this tick (Tokio's clear_readiness) and park.
+      if ((cur & bit) == 0) break;
+      if (rec.readiness.compare_exchange_weak(cur, cur & ~bit, std::memory_order_acq_rel)) break;
+    }
+    scheduler_of(*self).count(Counter::io_waits);
+    reactor.add_waiter();
+    struct Count {
+      Reactor& r;
+      ~Count() { r.remove_waiter(); }
+    } count{reactor};
+    const WaitSite site{what, &rec, self->site()};
+    st = queue.park_status(lk, slot, site, deadline);
+  }
+  if (!SyncQueue::finish_park(st, slot, "weft::io: an fd record was destroyed")) return false;
   if (slot.closed) throw_closed(fd, what);
   return true;
 }

@@ -22,11 +22,14 @@ void check_deferred_failure(const std::exception_ptr& error, const char* what) {
 bool DeferredBase::wait_done_until(Deadline deadline, weft::source_location where) {
   detail::enter_yield_point(where);  // a yield point even when already complete
   if (done()) return true;
-  std::unique_lock lk(queue_.lock());
-  if (done_.load(std::memory_order_relaxed)) return true;  // the lock orders it
   WaitSlot slot;
-  return queue_.park_until(lk, slot, {"Deferred::await", this, where}, kDeferredDestroyed,
-                           deadline);
+  WaitStatus st;
+  {  // no landing pad for the lock at the throw (SyncQueue::park_status)
+    std::unique_lock lk(queue_.lock());
+    if (done_.load(std::memory_order_relaxed)) return true;  // the lock orders it
+    st = queue_.park_status(lk, slot, {"Deferred::await", this, where}, deadline);
+  }
+  return SyncQueue::finish_park(st, slot, kDeferredDestroyed);
 }
 
 }  // namespace weft::detail

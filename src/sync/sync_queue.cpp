@@ -40,9 +40,9 @@ SyncQueue::~SyncQueue() {
 }
 
 // Not analysed: clang 14 cannot follow `lk`, a guard passed in.
-bool SyncQueue::park_until(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const WaitSite& site,
-                           const char* destroyed_message, Deadline deadline,
-                           bool interruptible) WEFT_NO_THREAD_SAFETY_ANALYSIS {
+WaitStatus SyncQueue::park_status(std::unique_lock<SpinLock>& lk, WaitSlot& slot,
+                                  const WaitSite& site, Deadline deadline,
+                                  bool interruptible) noexcept WEFT_NO_THREAD_SAFETY_ANALYSIS {
   WaitOptions o;
   o.site = site;
   o.interruptible = interruptible;
@@ -51,7 +51,7 @@ bool SyncQueue::park_until(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const
     // this lock already failed, as std::timed_mutex::try_lock_until does).
     if (deadline <= this_fiber::now()) {
       lk.unlock();
-      return false;
+      return WaitStatus::timed_out;
     }
     o.deadline = deadline;
   }
@@ -61,20 +61,19 @@ bool SyncQueue::park_until(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const
   // waiters() that counts us (tests rely on it to know we are parked).
   in_flight_.fetch_add(1, std::memory_order_release);
   const WaitStatus st = queue_.wait(lk, w, o);
-  if (st == WaitStatus::woken) {
-    // A waker won the wait word's CAS (maybe as the timer fired): the hand-off
-    // is ours. The claimer already took us off in_flight_; the slot is on our stack.
-    if (slot.destroyed) throw std::logic_error(destroyed_message);
-    return true;
-  }
+  // Woken: a waker won the wait word's CAS (maybe as the timer fired): the
+  // hand-off is ours. The claimer already took us off in_flight_; the slot is
+  // on our caller's stack.
+  if (st == WaitStatus::woken) return st;
   WEFT_ASSERT(st == WaitStatus::interrupted || (st == WaitStatus::timed_out && o.deadline),
               "wait on {} ended with status {}", site.what, static_cast<int>(st));
   // release: our unlink (inside wait()) happens-before the destructor's
   // acquire load that sees the count drop. This is our last touch of *this.
   in_flight_.fetch_sub(1, std::memory_order_release);
-  if (st == WaitStatus::interrupted) throw_wait_interrupted();
-  return false;
+  return st;
 }
+
+void SyncQueue::throw_destroyed(const char* message) { throw std::logic_error(message); }
 
 Waiter* SyncQueue::claim() noexcept {
   Waiter* w = queue_.claim_one();

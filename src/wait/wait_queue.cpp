@@ -75,7 +75,7 @@ class ThreadWaiter final : public WaitOwner {
     resumed_.store(1, std::memory_order_release);
     futex_wake(resumed_);
   }
-  Cause take_interrupt_cause(bool&) override {
+  Cause take_wait_cause(bool) override {
     WEFT_ASSERT(false, "a plain thread's wait cannot be interrupted");
     return Cause();
   }

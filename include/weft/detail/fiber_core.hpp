@@ -12,6 +12,7 @@
 #include <weft/detail/spin_lock.hpp>
 #include <weft/exit.hpp>
 #include <weft/fiber_id.hpp>
+#include <weft/interrupted.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -135,8 +136,16 @@ class FiberCore {
  protected:
   FiberCore(Scheduler& scheduler, FiberCore* parent, const ForkOptions& options);
   virtual ~FiberCore();
-  // run_body() invokes the callable and stores its value.
-  virtual void run_body() = 0;
+  // run_body() invokes the callable and stores its value, or records in `out`
+  // why it did not: an escaping exception is caught right there, in the
+  // body's own frame, not in a runtime frame further up, because each frame
+  // between a throw and its catch costs the unwinder a lookup in both phases
+  // (docs/performance.md, "Interruption: frames of our own").
+  virtual void run_body(Cause& out) noexcept = 0;
+  // body_interrupted() and body_failed() are run_body()'s two handlers: the
+  // body ended by an Interrupted (`e`), or by any other exception (current).
+  void body_interrupted(const Interrupted& e, Cause& out) noexcept;
+  void body_failed(Cause& out) noexcept;
   // destroy_callable() destroys the callable (its captures are finalizers too).
   virtual void destroy_callable() noexcept = 0;
   // store_exit() builds the Exit from the stored value (empty cause) or the cause.
@@ -258,12 +267,18 @@ class FiberTask final : public FiberState<T> {
       : FiberState<T>(s, parent, o), fn_(std::forward<G>(g)) {}
 
  private:
-  void run_body() override {
-    if constexpr (std::is_void_v<T>) {
-      std::invoke(*fn_);
-      this->value_.emplace();
-    } else {
-      this->value_.emplace(std::invoke(*fn_));
+  void run_body(Cause& out) noexcept override {
+    try {
+      if constexpr (std::is_void_v<T>) {
+        std::invoke(*fn_);
+        this->value_.emplace();
+      } else {
+        this->value_.emplace(std::invoke(*fn_));
+      }
+    } catch (const Interrupted& e) {
+      this->body_interrupted(e, out);
+    } catch (...) {
+      this->body_failed(out);
     }
   }
   void destroy_callable() noexcept override { fn_.reset(); }

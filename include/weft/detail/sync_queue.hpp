@@ -65,7 +65,31 @@ class SyncQueue {
   // point (the masked awaits of a fiber's end).
   bool park_until(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const WaitSite& site,
                   const char* destroyed_message, Deadline deadline, bool interruptible = true)
+      WEFT_RELEASE(queue_.lock()) {
+    return finish_park(park_status(lk, slot, site, deadline, interruptible), slot,
+                       destroyed_message);
+  }
+  // park_status() is park_until() without its throws: how the wait ended
+  // (a deadline already passed on entry is timed_out, without parking).
+  // finish_park() is park_until()'s ending for that status, inlined into the
+  // caller. The hot waits call the two themselves, with the throw after
+  // their lock's scope has closed: an Interrupted then starts in the frame
+  // the user called, with no landing pad of ours in it (each frame and each
+  // landing pad costs the unwinder; docs/performance.md, "Interruption:
+  // frames of our own").
+  WaitStatus park_status(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const WaitSite& site,
+                         Deadline deadline, bool interruptible = true) noexcept
       WEFT_RELEASE(queue_.lock());
+  [[gnu::always_inline]] static bool finish_park(WaitStatus st, const WaitSlot& slot,
+                                                 const char* destroyed_message) {
+    if (st == WaitStatus::woken) {
+      if (slot.destroyed) [[unlikely]]
+        throw_destroyed(destroyed_message);
+      return true;
+    }
+    if (st == WaitStatus::interrupted) throw_wait_interrupted();
+    return false;
+  }
   // park() is park_until() without a deadline: returns once claimed.
   void park(std::unique_lock<SpinLock>& lk, WaitSlot& slot, const WaitSite& site,
             const char* destroyed_message) WEFT_RELEASE(queue_.lock()) {
@@ -103,6 +127,9 @@ class SyncQueue {
   // resume_chain() resumes claimed waiters chained through Waiter::chain.
   static void resume_chain(Waiter* chain) noexcept;
 
+  // throw_destroyed() throws std::logic_error(message): the primitive died
+  // while we waited on it.
+  [[noreturn]] static void throw_destroyed(const char* message);
   // waiters() is how many waits are in flight: parked, or interrupted or
   // timed out and still leaving. A snapshot, for diagnostics and tests.
   std::size_t waiters() const noexcept { return in_flight_.load(std::memory_order_acquire); }

@@ -90,11 +90,14 @@ class WaitOwner {
                     const WaitSite& site, std::uint64_t epoch) noexcept = 0;
   // unpark() makes the owner continue; called once per wait, by the claim winner.
   virtual void unpark() noexcept = 0;
-  // take_interrupt_cause() marks the owner interrupting and returns the
-  // cause an Interrupted for its interrupted wait carries; `scoped` is set
-  // when the wait was ended by the deadline of a timeout running on the
-  // owner's own stack (a ScopeInterrupted, include/weft/detail/timeout_scope.hpp).
-  virtual Cause take_interrupt_cause(bool& scoped) = 0;
+  // interrupt_scoped() is true when the interrupt that ended the wait is the
+  // deadline of a timeout running on the owner's own stack (a
+  // ScopeInterrupted, include/weft/detail/timeout_scope.hpp), not the
+  // owner's own interrupt.
+  virtual bool interrupt_scoped() const noexcept { return false; }
+  // take_wait_cause() marks the owner interrupting and returns the cause the
+  // exception for its interrupted wait carries (`scoped`: interrupt_scoped()).
+  virtual Cause take_wait_cause(bool scoped) = 0;
   // note_masked_wait_end() runs after a wait that could not be interrupted
   // (a fiber records a request that arrived meanwhile: FiberCore::kHeldOff).
   virtual void note_masked_wait_end() noexcept {}
@@ -122,11 +125,13 @@ WaitOwner& current_parker() noexcept;
 // wait ended with WaitStatus::interrupted (it marks the fiber interrupting).
 // Inlined into the wait's caller, so the throw adds no frames of its own
 // (docs/performance.md: each frame costs both unwinder phases).
+// The cause is built in the throw's operand, never in a named local: a local
+// with a destructor alive at the throw gives this frame a landing pad, and
+// each landing pad costs the second phase an _Unwind_Resume and a fresh walk.
 [[noreturn, gnu::always_inline]] inline void throw_wait_interrupted() {
-  bool scoped = false;
-  Cause cause = current_parker().take_interrupt_cause(scoped);
-  if (scoped) throw ScopeInterrupted(std::move(cause));
-  throw Interrupted(std::move(cause));
+  WaitOwner& owner = current_parker();
+  if (owner.interrupt_scoped()) throw ScopeInterrupted(owner.take_wait_cause(true));
+  throw Interrupted(owner.take_wait_cause(false));
 }
 
 // Waiter is a node on the waiting context's stack, linked in one WaitQueue.
