@@ -16,6 +16,10 @@
 
 #include "in_fiber.hpp"
 
+#include <unwind.h>
+
+#include <cstdint>
+#include <cstring>
 #include <stdexcept>
 
 namespace weft {
@@ -66,6 +70,64 @@ void BM_throw_floor(benchmark::State& state) {
   benchmark::DoNotOptimize(finalized);
 }
 BENCHMARK(BM_throw_floor);
+
+_Unwind_Reason_Code continue_unwinding(int, _Unwind_Action, _Unwind_Exception_Class,
+                                       _Unwind_Exception*, _Unwind_Context*, void*) {
+  return _URC_NO_REASON;
+}
+
+void no_cleanup(_Unwind_Reason_Code, _Unwind_Exception*) {}
+
+[[gnu::noinline]] void force_unwind_from_wait(int x, _Unwind_Exception& e) {
+  if (x < 0) return;
+  std::memset(&e, 0, sizeof e);
+  e.exception_class = 0x5745'4654'4d49'4352;  // "WEFTMICR": foreign to C++
+  e.exception_cleanup = no_cleanup;
+  _Unwind_ForcedUnwind(&e, continue_unwinding, nullptr);
+}
+
+[[gnu::noinline]] void forced_body(int& finalized, _Unwind_Exception& e) {
+  try {
+    Finalizer f{finalized};
+    force_unwind_from_wait(finalized, e);
+  } catch (...) {  // a foreign exception: caught here, cleaned up by end_catch
+    benchmark::ClobberMemory();
+  }
+}
+
+void BM_forced_unwind_floor(benchmark::State& state) {
+  int finalized = 0;
+  _Unwind_Exception e;
+  for (auto _ : state) forced_body(finalized, e);
+  benchmark::DoNotOptimize(finalized);
+}
+BENCHMARK(BM_forced_unwind_floor);
+
+struct Walk {
+  std::uintptr_t root_cfa;
+  int frames;
+};
+
+_Unwind_Reason_Code count_frame(_Unwind_Context* c, void* arg) {
+  Walk& w = *static_cast<Walk*>(arg);
+  ++w.frames;
+  return _Unwind_GetCFA(c) > w.root_cfa ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
+[[gnu::noinline]] int walk_from_wait(Walk& w) {
+  _Unwind_Backtrace(count_frame, &w);
+  return w.frames;
+}
+
+[[gnu::noinline]] int walk_body() {
+  Walk w{reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)), 0};
+  return walk_from_wait(w);
+}
+
+void BM_backtrace_walk(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(walk_body());
+}
+BENCHMARK(BM_backtrace_walk);
 
 }  // namespace
 }  // namespace weft
