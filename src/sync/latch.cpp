@@ -42,10 +42,14 @@ void Latch::wait(weft::source_location where) { (void)wait_until(Deadline::max()
 bool Latch::wait_until(Deadline deadline, weft::source_location where) {
   detail::enter_yield_point(where);
   if (try_wait()) return true;
-  std::unique_lock lk(queue_.lock());
-  if (count_.load(std::memory_order_relaxed) == 0) return true;  // the lock orders it
   detail::WaitSlot slot;
-  return queue_.park_until(lk, slot, {"Latch::wait", this, where}, kLatchDestroyed, deadline);
+  detail::WaitStatus st;
+  {  // no landing pad for the lock at the throw (SyncQueue::park_status)
+    std::unique_lock lk(queue_.lock());
+    if (count_.load(std::memory_order_relaxed) == 0) return true;  // the lock orders it
+    st = queue_.park_status(lk, slot, {"Latch::wait", this, where}, deadline);
+  }
+  return detail::SyncQueue::finish_park(st, slot, kLatchDestroyed);
 }
 
 void Latch::arrive_and_wait(std::ptrdiff_t n, weft::source_location where) {

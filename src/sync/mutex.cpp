@@ -34,24 +34,27 @@ bool Mutex::try_lock_until(Deadline deadline, weft::source_location where) {
   where = user_site(where);
   detail::enter_yield_point(where);
   const FiberId me = detail::current_id();
-  std::unique_lock lk(queue_.lock());
-  if (!locked_) {
-    locked_ = true;
-    owner_ = me;
-    lk.unlock();
-    detail::note_mutex_held(this, true);
-    return true;
-  }
-  if (owner_ == me) {
-    lk.unlock();
-    throw std::logic_error(
-        fmt::format("weft::Mutex: {} locks a mutex it already owns (it would wait forever)", me));
-  }
   LockSlot slot;
   slot.who = me;
+  detail::WaitStatus st;
+  {  // no landing pad for the lock at the throw (SyncQueue::park_status)
+    std::unique_lock lk(queue_.lock());
+    if (!locked_) {
+      locked_ = true;
+      owner_ = me;
+      lk.unlock();
+      detail::note_mutex_held(this, true);
+      return true;
+    }
+    if (owner_ == me) {
+      lk.unlock();
+      throw std::logic_error(
+          fmt::format("weft::Mutex: {} locks a mutex it already owns (it would wait forever)", me));
+    }
+    st = queue_.park_status(lk, slot, {"Mutex::lock", this, where}, deadline);
+  }
   // True (woken): the unlocker made us the owner before resuming us.
-  if (!queue_.park_until(lk, slot, {"Mutex::lock", this, where}, kMutexDestroyed, deadline))
-    return false;
+  if (!detail::SyncQueue::finish_park(st, slot, kMutexDestroyed)) return false;
   detail::note_mutex_held(this, true);
   return true;
 }

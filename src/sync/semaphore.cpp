@@ -20,15 +20,18 @@ void Semaphore::acquire(weft::source_location where) {
 
 bool Semaphore::try_acquire_until(Deadline deadline, weft::source_location where) {
   detail::enter_yield_point(where);
-  std::unique_lock lk(queue_.lock());
-  if (permits_ > 0) {
-    --permits_;
-    return true;
-  }
   detail::WaitSlot slot;
+  detail::WaitStatus st;
+  {  // no landing pad for the lock at the throw (SyncQueue::park_status)
+    std::unique_lock lk(queue_.lock());
+    if (permits_ > 0) {
+      --permits_;
+      return true;
+    }
+    st = queue_.park_status(lk, slot, {"Semaphore::acquire", this, where}, deadline);
+  }
   // True (woken): the releaser handed its permit to us.
-  return queue_.park_until(lk, slot, {"Semaphore::acquire", this, where}, kSemaphoreDestroyed,
-                           deadline);
+  return detail::SyncQueue::finish_park(st, slot, kSemaphoreDestroyed);
 }
 
 bool Semaphore::try_acquire() {
