@@ -33,6 +33,7 @@
 #include <weft/cause.hpp>
 #include <weft/detail/contest.hpp>
 #include <weft/detail/fiber_core.hpp>
+#include <weft/detail/timeout_scope.hpp>
 #include <weft/exit.hpp>
 #include <weft/fiber.hpp>
 #include <weft/this_fiber.hpp>
@@ -41,11 +42,14 @@
 
 #include <concepts>
 #include <cstddef>
-#include <weft/source_location.hpp>
+#include <exception>
+#include <optional>
 #include <stdexcept>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
+#include <weft/source_location.hpp>
 
 namespace weft {
 namespace detail {
@@ -60,8 +64,70 @@ struct race_result<F0, F...> : std::invoke_result<std::decay_t<F0>&> {};  // SFI
 template <class... F>
 using race_result_t = typename race_result<F...>::type;
 
-// run_race_variadic() forks the contestants and returns the winner's Exit
-// (or the Parallel cause of all failures); `what` names the caller in errors.
+// run_race_here() is a race whose contestant 0 runs on the racer's own
+// stack under a RaceScope (include/weft/detail/timeout_scope.hpp) while
+// fork_rest(contest, scope) forks the others; call0() runs contestant 0.
+template <class R, class ForkRest, class Call0>
+Exit<R> run_race_here(std::size_t n, bool first_completion, weft::source_location where,
+                      ForkRest&& fork_rest, Call0&& call0) {
+  // The scope first: the forked contestants report to it until the
+  // Contest has awaited them, so it must outlive the Contest.
+  RaceScope scope(first_completion);
+  Contest contest(n, first_completion ? "race_first" : "race", where);
+  fork_rest(contest, scope);
+  std::optional<value_t<R>> value;
+  std::exception_ptr error;
+  Cause cause0;  // contestant 0's, when it did not succeed
+  if (scope.open()) {
+    try {
+      if constexpr (std::is_void_v<R>) {
+        call0();
+        value.emplace();
+      } else {
+        value.emplace(call0());
+      }
+    } catch (...) {
+      // The racer's own interrupt passes (~Contest interrupts and awaits the
+      // others, ~RaceScope closes); ScopeInterrupted is a sibling's win.
+      if (scope.caller_interrupting()) throw;
+      error = std::current_exception();
+    }
+    // Disarmed here: no sibling fires after it. The racer's own interrupt,
+    // if it came after the win, stays pending (the losers are awaited).
+    StackScope::Outcome o = scope.finish(false);
+    if (error) {
+      cause0 = StackScope::failure(std::move(error), std::move(o.failures));
+      value.reset();
+    } else if (!o.failures.empty()) {
+      cause0 = std::move(o.failures);  // a finalizer failed: no success
+      value.reset();
+    }
+  } else {
+    cause0 = scope.interrupted_cause();  // a sibling won before it ran (DESIGN 3.2)
+  }
+  const std::size_t decided = scope.decided_by();
+  if (decided == RaceScope::npos && (value || first_completion)) {
+    contest.stop();  // contestant 0 ended first: the others lose
+    if (!value) return Exit<R>::failure(std::move(cause0));
+  } else {
+    // A sibling decided first (its value wins over one contestant 0 returned
+    // meanwhile: the first to post wins, 3.13), or contestant 0 failed.
+    const std::size_t winner = contest.race_rest(first_completion, decided);
+    if (winner != Contest::npos) return exit_of<R>(contest, winner);
+    // The decider's end failed after all (a late interrupt): contestant
+    // 0's value, if it had one, is the race's only success.
+    if (!value) return Exit<R>::failure(contest.parallel_cause(std::move(cause0)));
+  }
+  if constexpr (std::is_void_v<R>) {
+    return Exit<R>::success();
+  } else {
+    return Exit<R>::success(std::move(*value));
+  }
+}
+
+// run_race_variadic() runs the contestants (contestant 0 on the racer's
+// stack when RaceScope::usable()) and returns the winner's Exit (or the
+// Parallel cause of all failures); `what` names the caller in errors.
 template <class... F>
 auto run_race_variadic(const char* what, bool first_completion, F&&... fs)
     -> Exit<race_result_t<F...>> {
@@ -71,6 +137,26 @@ auto run_race_variadic(const char* what, bool first_completion, F&&... fs)
                 "weft::race: every contestant must return the same type");
   (void)require_scheduler(what);  // std::logic_error outside a fiber, naming the call
   detail::throw_if_interrupted();
+  if (RaceScope::usable()) {
+    auto refs = std::forward_as_tuple(std::forward<F>(fs)...);
+    using F0 = std::tuple_element_t<0, std::tuple<F&&...>>;
+    return run_race_here<R>(
+        sizeof...(F), first_completion, {},
+        [&](Contest& contest, RaceScope& scope) {
+          std::apply(
+              [&](auto&&... f) {
+                fork_all_but_first_reversed(contest, scope, std::index_sequence_for<F...>{},
+                                            std::forward<decltype(f)>(f)...);
+              },
+              refs);
+        },
+        [&]() -> R {
+          // Taken over like a forked contestant's callable: its captures
+          // are destroyed as it ends, inside the scope.
+          std::decay_t<F0> fn(std::forward<F0>(std::get<0>(refs)));
+          return std::invoke(fn);
+        });
+  }
   Contest contest(sizeof...(F), first_completion ? "race_first" : "race");
   fork_all_reversed(contest, std::index_sequence_for<F...>{}, std::forward<F>(fs)...);
   const std::size_t winner = contest.race(first_completion);
@@ -87,6 +173,17 @@ auto run_race_vector(const char* what, bool first_completion, std::vector<F>& fs
   if (fs.empty())
     throw std::invalid_argument(fmt::format("{}: no contestants (empty vector)", what));
   detail::enter_yield_point(where);
+  if (RaceScope::usable()) {
+    return run_race_here<R>(
+        fs.size(), first_completion, where,
+        [&](Contest& contest, RaceScope& scope) {
+          for (std::size_t i = fs.size(); i-- > 1;) {
+            auto fiber = weft::fork(RaceContestant<F, false>{contest.ticket(i), &scope, i, &fs[i]});
+            contest.set(i, ref_of(fiber));
+          }
+        },
+        [&]() -> R { return std::invoke(fs[0]); });
+  }
   Contest contest(fs.size(), first_completion ? "race_first" : "race", where);
   for (std::size_t i = fs.size(); i-- > 0;) {
     auto fiber = weft::fork(ContestantRef<F>{contest.ticket(i), &fs[i]});
