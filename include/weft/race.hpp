@@ -2,8 +2,17 @@
 // result, cancel the rest (DESIGN.md §1 "Combinators", §3.9).
 //
 // Guarantees (called from a fiber; each call is an interruptible yield point):
-// - Every contestant is forked as a child of the racing fiber. On one worker
-//   they start in argument order (not a guarantee with more workers).
+// - Contestants 1.. are forked as children of the racing fiber. Contestant 0
+//   runs on the racer's own stack when the racer can be interrupted there
+//   (include/weft/detail/timeout_scope.hpp, RaceScope): this_fiber::id()
+//   there is the racer's, a sibling's win reaches it as an Interrupted only
+//   the race catches (its finalizers run, catch (Interrupted&) sees it, an
+//   uninterruptible region holds the win off until it ends), fibers it
+//   forked are interrupted and awaited and its FiberLocal changes end with
+//   it. Where the racer cannot be interrupted (a masked region, a finalizer,
+//   a catch block, inside a timeout's task or another contestant 0) it is
+//   forked too. On one worker they start in argument order (not a guarantee
+//   with more workers).
 // - race/race_exit: the first contestant to *succeed* wins. A failure does
 //   not win while another contestant may still succeed. When every
 //   contestant fails, the result is the Parallel cause of all of them, in
@@ -11,8 +20,11 @@
 //   exception, several as CauseError, only interruptions as Interrupted;
 //   escaping the racing fiber, it becomes that cause again, fibers included).
 // - race_first: the first contestant to end wins, whatever its outcome.
+// - The first to post wins: a value contestant 0 returns after a sibling's
+//   win was recorded (its body returned, or ended for race_first) loses.
 // - The losers are interrupted by the racing fiber (their Exit's
-//   cause().interruptors() holds the racer's id) and awaited: their
+//   cause().interruptors() holds the racer's id; contestant 0 on the
+//   racer's stack sees the same cause) and awaited: their
 //   finalizers have run before race returns. A loser that had not started
 //   never runs its body. An uninterruptible loser delays the return.
 // - If the racing fiber is interrupted while it waits for a winner, every

@@ -1,5 +1,8 @@
-// TimeoutScope: a timeout whose task runs on the caller's own stack (weft
-// issue 15; docs/internals.md "Timeouts on the caller's stack").
+// StackScope, TimeoutScope, RaceScope: a task run on the caller's own stack
+// (weft issue 15; docs/internals.md "Timeouts on the caller's stack" and
+// "Race contestant 0 on the racer's stack"). What follows is told for a
+// timeout; a RaceScope is the same, fired by a sibling contestant's win
+// instead of a timer.
 //
 // A forked task per timeout costs a control block, a stack, two switches and
 // a second fiber for the unwinder to walk. When the caller can be interrupted
