@@ -88,9 +88,11 @@ Exit<R> run_race_here(std::size_t n, bool first_completion, weft::source_locatio
   Contest contest(n, first_completion ? "race_first" : "race", where);
   fork_rest(contest, scope);
   std::optional<value_t<R>> value;
-  std::exception_ptr error;
-  Cause cause0;  // contestant 0's, when it did not succeed
-  if (scope.open()) {
+  std::exception_ptr error;  // contestant 0 threw this (not the fire's)
+  Cause failures0;           // its finalizers that failed
+  const bool ran = scope.open();
+  bool by_fire = !ran;  // a sibling won before it ran (DESIGN 3.2)
+  if (ran) {
     try {
       if constexpr (std::is_void_v<R>) {
         call0();
@@ -98,29 +100,31 @@ Exit<R> run_race_here(std::size_t n, bool first_completion, weft::source_locatio
       } else {
         value.emplace(call0());
       }
+    } catch (const ScopeInterrupted&) {
+      by_fire = true;  // a sibling's win: ours, the only scope open here
     } catch (...) {
       // The racer's own interrupt passes (~Contest interrupts and awaits the
-      // others, ~RaceScope closes); ScopeInterrupted is a sibling's win.
+      // others, ~RaceScope closes).
       if (scope.caller_interrupting()) throw;
       error = std::current_exception();
     }
     // Disarmed here: no sibling fires after it. The racer's own interrupt,
     // if it came after the win, stays pending (the losers are awaited).
     StackScope::Outcome o = scope.finish(false);
-    if (error) {
-      cause0 = StackScope::failure(std::move(error), std::move(o.failures));
-      value.reset();
-    } else if (!o.failures.empty()) {
-      cause0 = std::move(o.failures);  // a finalizer failed: no success
-      value.reset();
-    }
-  } else {
-    cause0 = scope.interrupted_cause();  // a sibling won before it ran (DESIGN 3.2)
+    failures0 = std::move(o.failures);
+    if (!failures0.empty()) value.reset();  // a finalizer failed: no success
   }
+  // cause0() is contestant 0's cause when it did not succeed (made only
+  // when the race's result needs it: no second throw on the common path).
+  auto cause0 = [&] {
+    if (by_fire) return Cause::sequential(scope.interrupted_cause(), std::move(failures0));
+    if (error) return StackScope::failure(error, std::move(failures0));
+    return std::move(failures0);
+  };
   const std::size_t decided = scope.decided_by();
   if (decided == RaceScope::npos && (value || first_completion)) {
     contest.stop();  // contestant 0 ended first: the others lose
-    if (!value) return Exit<R>::failure(std::move(cause0));
+    if (!value) return Exit<R>::failure(cause0());
   } else {
     // A sibling decided first (its value wins over one contestant 0 returned
     // meanwhile: the first to post wins, 3.13), or contestant 0 failed.
@@ -128,7 +132,7 @@ Exit<R> run_race_here(std::size_t n, bool first_completion, weft::source_locatio
     if (winner != Contest::npos) return exit_of<R>(contest, winner);
     // The decider's end failed after all (a late interrupt): contestant
     // 0's value, if it had one, is the race's only success.
-    if (!value) return Exit<R>::failure(contest.parallel_cause(std::move(cause0)));
+    if (!value) return Exit<R>::failure(contest.parallel_cause(cause0()));
   }
   if constexpr (std::is_void_v<R>) {
     return Exit<R>::success();
