@@ -87,18 +87,18 @@ Exit<R> run_race_here(std::size_t n, bool first_completion, weft::source_locatio
   RaceScope scope(first_completion);
   Contest contest(n, first_completion ? "race_first" : "race", where);
   fork_rest(contest, scope);
-  std::optional<value_t<R>> value;
-  std::exception_ptr error;  // contestant 0 threw this (not the fire's)
-  Cause failures0;           // its finalizers that failed
+  std::optional<Exit<R>> value;  // contestant 0's success
+  std::exception_ptr error;      // contestant 0 threw this (not the fire's)
+  Cause failures0;               // its finalizers that failed
   const bool ran = scope.open();
   bool by_fire = !ran;  // a sibling won before it ran (DESIGN 3.2)
   if (ran) {
     try {
       if constexpr (std::is_void_v<R>) {
         call0();
-        value.emplace();
+        value.emplace(Exit<R>::success());
       } else {
-        value.emplace(call0());
+        value.emplace(Exit<R>::success(call0()));
       }
     } catch (const ScopeInterrupted&) {
       by_fire = true;  // a sibling's win: ours, the only scope open here
@@ -134,11 +134,7 @@ Exit<R> run_race_here(std::size_t n, bool first_completion, weft::source_locatio
     // 0's value, if it had one, is the race's only success.
     if (!value) return Exit<R>::failure(contest.parallel_cause(cause0()));
   }
-  if constexpr (std::is_void_v<R>) {
-    return Exit<R>::success();
-  } else {
-    return Exit<R>::success(std::move(*value));
-  }
+  return std::move(*value);
 }
 
 // run_race_variadic() runs the contestants (contestant 0 on the racer's
