@@ -2,6 +2,7 @@
 // a contestant outlive it.
 #include <weft/detail/contest.hpp>
 
+#include <weft/interrupt.hpp>
 #include <weft/this_fiber.hpp>
 
 namespace weft::detail {
@@ -25,10 +26,27 @@ std::size_t Contest::next_ended() {
 }
 
 std::size_t Contest::race(bool first_completion) {
+  return race_loop(first_completion, fibers_.size(), npos);
+}
+
+std::size_t Contest::race_rest(bool first_completion, std::size_t decided) {
+  return race_loop(first_completion, fibers_.size() - 1, decided);
+}
+
+std::size_t Contest::race_loop(bool first_completion, std::size_t left, std::size_t decided) {
   std::size_t winner = npos;
   try {
-    for (std::size_t left = fibers_.size(); left > 0; --left) {
-      const std::size_t slot = next_ended();
+    for (; left > 0; --left) {
+      std::size_t slot;
+      if (decided != npos) {
+        // The race is won (its winner is ending): the racer's own interrupt
+        // now arrives "while the losers are awaited" and stays pending.
+        Uninterruptible mask;
+        slot = next_ended();
+        if (slot == decided) decided = npos;
+      } else {
+        slot = next_ended();
+      }
       if (first_completion || fibers_[slot]->exit_cause().empty()) {
         winner = slot;
         break;
@@ -89,8 +107,8 @@ Cause Contest::run_bounded(std::size_t n, StartItem start, void* ctx) {
   return failure;
 }
 
-Cause Contest::parallel_cause() const {
-  Cause all;
+Cause Contest::parallel_cause(Cause first) const {
+  Cause all = std::move(first);
   for (const FiberRef& f : fibers_)
     if (f) all = Cause::parallel(std::move(all), f->exit_cause());
   return all;

@@ -188,8 +188,11 @@ class FiberControl final : public WaitOwner {
   // yield() switches to the worker, which requeues this fiber (owner-only).
   void yield() noexcept { suspend(SwitchAction::yield); }
 
-  // --- the timeout scope (include/weft/detail/timeout_scope.hpp) ---------------
-  // scope_open() is true while a TimeoutScope is open on this fiber (owner).
+  // --- the stack scope (include/weft/detail/timeout_scope.hpp) -----------------
+  // A timeout's task or a race's contestant 0 run on this fiber's own stack
+  // (StackScope: TimeoutScope, RaceScope); "deadline" below is also a
+  // sibling contestant's win.
+  // scope_open() is true while a StackScope is open on this fiber (owner).
   bool scope_open() const noexcept { return scope_open_; }
   // begin_timeout_scope() opens one (owner): saves the FiberLocals to
   // restore and the count of finalizer failures recorded so far.
@@ -199,7 +202,8 @@ class FiberControl final : public WaitOwner {
   // source, restores the FiberLocals, clears the scope's bits and returns
   // the interrupt flags as they were.
   std::uint32_t end_timeout_scope(LocalMap& saved_locals) noexcept;
-  // fire_timeout_scope() is the scope's deadline (the timer's thread, any):
+  // fire_timeout_scope() is the scope's deadline (the timer's or the winning
+  // sibling's thread, any):
   // kScoped, then the current interruptible wait is ended as an interrupter
   // ends it, then the scope's stop token is requested.
   void fire_timeout_scope() noexcept;

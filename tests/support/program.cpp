@@ -303,9 +303,16 @@ class Runner {
   void race(const Node& n) {
     const FiberId me = this_fiber::id();
     std::vector<std::function<void()>> contestants;
+    Record* const own = r_;
     for (const Node& c : n.body) {
-      contestants.emplace_back([this, me, &c] {
-        Record* r = w_.add(me);
+      contestants.emplace_back([this, me, own, &c] {
+        if (this_fiber::id() == me) {
+          // Contestant 0 on this fiber's own stack (a RaceScope): its code
+          // is this fiber's, and so are its finalizers and what it throws.
+          Runner(w_, own).run(c.body);
+          return;
+        }
+        Record* r = w_.add(me);  // forked: a fiber of its own
         body(w_, r, c.body);
       });
     }

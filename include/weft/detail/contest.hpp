@@ -7,18 +7,19 @@
 #include <weft/detail/completion_queue.hpp>
 #include <weft/detail/fiber_core.hpp>
 #include <weft/detail/fiber_group.hpp>
+#include <weft/detail/timeout_scope.hpp>
 #include <weft/exit.hpp>
 #include <weft/fiber.hpp>
 
 #include <cstddef>
 #include <functional>
 #include <limits>
-#include <weft/source_location.hpp>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
+#include <weft/source_location.hpp>
 
 namespace weft::detail {
 
@@ -44,6 +45,46 @@ struct ContestantRef {
   F* fn;
   // operator() runs the contestant's body.
   decltype(auto) operator()() { return std::invoke(*fn); }
+};
+
+// RaceContestant is a Contestant of a race whose contestant 0 runs on the
+// racer's own stack (a RaceScope): as its body ends it tells the scope,
+// which fires when that decides the race. Holds F (Owned) or calls an F
+// owned by the caller (the vector forms).
+template <class F, bool Owned>
+struct RaceContestant {
+  CompletionTicket ticket;
+  RaceScope* scope;
+  std::size_t slot;
+  std::conditional_t<Owned, F, F*> fn;
+
+  // operator() runs the body, then reports how it ended (also when it throws).
+  decltype(auto) operator()() {
+    struct Report {
+      RaceScope* scope;
+      std::size_t slot;
+      bool ok = false;
+      ~Report() { scope->sibling_ended(slot, ok); }
+    } report{scope, slot};
+    using R = std::invoke_result_t<F&>;
+    if constexpr (std::is_void_v<R>) {
+      call();
+      report.ok = true;
+    } else {
+      R r = call();
+      report.ok = true;
+      return r;
+    }
+  }
+
+ private:
+  decltype(auto) call() {
+    if constexpr (Owned) {
+      return std::invoke(fn);
+    } else {
+      return std::invoke(*fn);
+    }
+  }
 };
 
 // Contest owns the fibers of one race/all/for_each_par call, indexed by
@@ -77,6 +118,11 @@ class Contest {
   // slot, or npos when every contestant failed (first_completion: the first
   // to end wins whatever its outcome). Throws Interrupted (after stop()).
   std::size_t race(bool first_completion);
+  // race_rest() is race() for the slots [1, size()) when slot 0 ran on the
+  // racer's stack and did not win: `decided` is the slot whose end already
+  // decided the race (RaceScope::decided_by()), awaited masked, since the
+  // race is won (npos: none yet, the wait is interruptible).
+  std::size_t race_rest(bool first_completion, std::size_t decided);
   // all() waits until every contestant succeeded (npos) or one did not: it
   // then stops the others and returns that slot. Throws Interrupted (after stop()).
   std::size_t all();
@@ -86,14 +132,17 @@ class Contest {
   // succeeded). Throws Interrupted (after stop()).
   using StartItem = void (*)(void* ctx, Contest& contest, std::size_t item, std::size_t slot);
   Cause run_bounded(std::size_t n, StartItem start, void* ctx);
-  // parallel_cause() is the Parallel cause of every slot's Exit, in slot order.
-  Cause parallel_cause() const;
+  // parallel_cause() is the Parallel cause of every slot's Exit, in slot
+  // order, after `first` (the cause of a slot run without a fiber).
+  Cause parallel_cause(Cause first = {}) const;
   // stop() interrupts the contestants still running and awaits them all.
   void stop() noexcept;
 
  private:
   // next_ended() pops a posted slot and awaits that fiber's end.
   std::size_t next_ended();
+  // race_loop() is race() over `left` posts still to come.
+  std::size_t race_loop(bool first_completion, std::size_t left, std::size_t decided);
 
   WaitSite site_;
   CompletionQueue queue_;
@@ -138,6 +187,27 @@ void fork_all_reversed(Contest& c, std::index_sequence<I...>, F&&... fs) {
         auto fiber = weft::fork(Contestant<std::decay_t<Fn>>{
             c.ticket(slot), std::decay_t<Fn>(std::forward<Fn>(std::get<slot>(refs)))});
         c.set(slot, ref_of(fiber));
+      }(),
+      ...);
+}
+
+// fork_all_but_first_reversed() forks fs[i] for i >= 1 into slot i as a
+// RaceContestant of `scope`, last first (slot 0 is run by the racer itself).
+template <std::size_t... I, class... F>
+void fork_all_but_first_reversed(Contest& c, RaceScope& scope, std::index_sequence<I...>,
+                                 F&&... fs) {
+  constexpr std::size_t n = sizeof...(F);
+  auto refs = std::forward_as_tuple(std::forward<F>(fs)...);
+  (
+      [&] {
+        constexpr std::size_t slot = n - 1 - I;
+        if constexpr (slot != 0) {
+          using Fn = std::tuple_element_t<slot, std::tuple<F&&...>>;
+          auto fiber = weft::fork(RaceContestant<std::decay_t<Fn>, true>{
+              c.ticket(slot), &scope, slot,
+              std::decay_t<Fn>(std::forward<Fn>(std::get<slot>(refs)))});
+          c.set(slot, ref_of(fiber));
+        }
       }(),
       ...);
 }

@@ -36,7 +36,7 @@ namespace weft::detail {
 
 class Scheduler;
 class FiberControl;
-class TimeoutScope;
+class StackScope;
 
 // FiberCore is one fiber's handle (refcounted, type-erased).
 class FiberCore {
@@ -153,7 +153,7 @@ class FiberCore {
 
  private:
   friend class FiberControl;
-  friend class TimeoutScope;
+  friend class StackScope;
   friend FiberControl& control(FiberCore& f) noexcept;
   friend const FiberControl& control(const FiberCore& f) noexcept;
   static constexpr std::uint32_t kPending = 1;    // a request was recorded (sticky)
