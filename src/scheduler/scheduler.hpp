@@ -138,10 +138,11 @@ class Worker {
   bool prepare_run(FiberControl* f);
   void start_fiber_stack(FiberControl* f);
   void switched_in(FiberControl* f) noexcept;
-  void switched_out(FiberControl* f, bool in_loop);
+  void switched_out(FiberControl* f);
   void finish_handoff(FiberControl* in);
   bool timers_due() const noexcept;
-  void after_switch(FiberControl* f, bool in_loop);
+  void after_switch(FiberControl* f);
+  void release_exited(FiberControl* f);
   void finish(FiberControl* f, bool on_fiber_stack);
   void hazard_fence() noexcept;
   void idle();

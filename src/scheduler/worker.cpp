@@ -396,15 +396,16 @@ void Worker::switched_in(FiberControl* f) noexcept {
 // switched_out() runs after f's context is saved: in the worker loop, or on
 // the stack of the fiber f switched to directly (finish_handoff). The
 // running-fiber records are the caller's: the loop clears them, a direct
-// switch overwrites them at once (switched_in).
-void Worker::switched_out(FiberControl* f, bool in_loop) {
+// switch overwrites them in switched_in (an exit clears them first: it may
+// free f here).
+void Worker::switched_out(FiberControl* f) {
   if (Tracer* t = sched_.tracer()) [[unlikely]]
     t->run_end(*this, *f, run_start_);
   run_seq_.store(run_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   FiberContext& fc = f->context();
   if (!fc.stack.guarded && !stack_canary_intact(fc.stack))
     report_canary_overflow(f->id().value(), fc.info.name, fc.stack.size);
-  after_switch(f, in_loop);
+  after_switch(f);
 }
 
 void Worker::run_fiber(FiberControl* f) {
@@ -416,7 +417,7 @@ void Worker::run_fiber(FiberControl* f) {
     // switched in, f or one reached from f by direct switches.
     set_running_fiber(nullptr);
     tls_current_fiber = nullptr;
-    switched_out(running_.load(std::memory_order_relaxed), /*in_loop=*/true);
+    switched_out(running_.load(std::memory_order_relaxed));
     // A fiber that ended by a direct switch with the runtime's reference as
     // its last: its Exit's destructors run here, on no fiber's stack.
     if (FiberControl* d = std::exchange(release_in_loop_, nullptr)) d->core().release();
@@ -488,17 +489,11 @@ FiberControl* Worker::pick_direct_exit(FiberControl* from) {
 // the outgoing fiber's context is saved, so it can be published now.
 void Worker::finish_handoff(FiberControl* in) {
   FiberControl* out = std::exchange(handoff_from_, nullptr);
-  // The thread's running-fiber records name `in` from here: an exiting
-  // `out` is freed in switched_out (its FiberContext holds the record the
-  // overflow handler reads). running_ and run_seq_ still name `out` until
-  // switched_in: the monitor's protocol (inspect_running) covers that.
-  tls_current_fiber = &in->core();
-  set_running_fiber(&in->context().info);
-  switched_out(out, /*in_loop=*/false);
-  switched_in(in);
+  switched_out(out);  // the running-fiber records still name `out`...
+  switched_in(in);    // ...until here (an exiting `out` clears them first)
 }
 
-void Worker::after_switch(FiberControl* f, bool in_loop) {
+void Worker::after_switch(FiberControl* f) {
   switch (f->on_switched_out()) {
     case AfterSwitch::yielded:
       yielded_.push(f);
@@ -510,15 +505,29 @@ void Worker::after_switch(FiberControl* f, bool in_loop) {
     case AfterSwitch::parked:
       counters_.bump_owned(Counter::parks);
       break;
-    case AfterSwitch::exited: {
-      FiberContext& fc = f->context();
-      context_destroy(fc.ctx);
-      sched_.stacks().release(index_, fc.stack);
-      fc.stack = Stack{};
-      finish(f, /*on_fiber_stack=*/!in_loop);
+    case AfterSwitch::exited:
+      release_exited(f);
       break;
-    }
   }
+}
+
+// release_exited() is the rest of an exit, after the switch away from f: in
+// the worker loop, or on the stack of the fiber a direct exit switched to.
+// Out of line: the yield and park cases of after_switch() stay small.
+[[gnu::noinline]] void Worker::release_exited(FiberControl* f) {
+  FiberContext& fc = f->context();
+  // The worker loop cleared the running-fiber records before this
+  // switch-out; after a direct exit they still name f, on the incoming
+  // fiber's stack: clear them (f may be freed below) until switched_in.
+  const bool on_fiber_stack = tls_current_fiber != nullptr;
+  if (on_fiber_stack) {
+    set_running_fiber(nullptr);
+    tls_current_fiber = nullptr;
+  }
+  context_destroy(fc.ctx);  // TSan's fiber: destroyed after the switch away
+  sched_.stacks().release(index_, fc.stack);
+  fc.stack = Stack{};
+  finish(f, on_fiber_stack);
 }
 
 // hazard_fence() is finish()'s half of inspect_running()'s Dekker pair: a
