@@ -132,6 +132,16 @@ void FiberCore::release() noexcept {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
 }
 
+bool FiberCore::release_unless_last() noexcept {
+  // acq_rel as release(): the last owner, whoever it is, sees our writes.
+  std::uint32_t n = refs_.load(std::memory_order_relaxed);
+  while (n > 1) {
+    if (refs_.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel, std::memory_order_relaxed))
+      return true;
+  }
+  return false;
+}
+
 FiberControl::FiberControl(FiberCore& core, Scheduler& scheduler, FiberCore* parent,
                            const ForkOptions& options)
     : scheduler_(&scheduler),
@@ -269,7 +279,13 @@ void FiberControl::run_on_own_stack() noexcept {
   // Nothing with a destructor may live in this frame: context_exit never
   // returns. worker_ is re-read: the fiber may have migrated while ending.
   switch_action_ = SwitchAction::exit;
-  context_exit(context_.ctx, worker_->sched_context());
+  Worker* const w = worker_;
+  // Direct exit (docs/internals.md): straight into the worker's next fiber
+  // (typically the joiner publish() just woke into the LIFO slot), which
+  // releases our stack and the runtime's reference on its own stack.
+  if (FiberControl* next = w->pick_direct_exit(this))
+    context_exit(context_.ctx, next->context_.ctx);
+  context_exit(context_.ctx, w->sched_context());
 }
 
 void FiberControl::live_and_end() noexcept {

@@ -71,6 +71,8 @@ bool Monitor::report_stall(Worker& w, std::uint64_t seq, std::chrono::steady_clo
     r.fiber = f.id();
     r.name = f.name();
     r.last_yield_point = f.core().site();
+    if (Scheduler::InspectHook* h = sched_.inspect_hook()) [[unlikely]]
+      h->reading(f);
   });
   if (!running) return false;
   r.worker = w.index();

@@ -78,22 +78,14 @@ class Worker {
   // inspect_running() calls read(f) with the fiber that has been running
   // here since run_seq() was `seq` (monitor thread), and returns true; false,
   // without calling it, when that fiber already switched out. The fiber
-  // cannot be freed meanwhile: the monitor publishes it as inspected_, then
-  // re-reads run_seq_; finish() reads inspected_ after the switch-out that
-  // changed run_seq_, and waits while it names the fiber (seq_cst on both
-  // sides: a Dekker pair, so one of them sees the other; no fences, which
-  // ThreadSanitizer does not model).
+  // cannot be freed meanwhile: the monitor publishes it in the scheduler's
+  // hazard slot (Scheduler::inspected_, one: there is one monitor), then
+  // re-reads run_seq_; every finish(), on whichever worker the fiber ends
+  // (it may have parked and moved during the read), fences after the
+  // switch-out that changed this run_seq_ and waits while the slot names
+  // the fiber (a Dekker pair, see finish()). Defined after Scheduler.
   template <class Read>
-  bool inspect_running(std::uint64_t seq, Read&& read) {
-    // acquire: pairs with the release switch-in that stored running_ first.
-    if (run_seq_.load(std::memory_order_acquire) != seq) return false;
-    FiberControl* f = running_.load(std::memory_order_relaxed);
-    inspected_.store(f, std::memory_order_seq_cst);
-    const bool same = run_seq_.load(std::memory_order_seq_cst) == seq && f != nullptr;
-    if (same) read(*f);
-    inspected_.store(nullptr, std::memory_order_release);
-    return same;
-  }
+  bool inspect_running(std::uint64_t seq, Read&& read);
   // timers() is this worker's timer heap (owner inserts and fires).
   TimerHeap& timers() noexcept { return timers_; }
   // sched_context() is the worker thread's own execution context.
@@ -122,6 +114,10 @@ class Worker {
   // switch straight to, made ready to run; nullptr when `from` must switch to
   // the worker loop instead (docs/internals.md, "Direct switch"). Owner only.
   FiberControl* pick_direct(FiberControl* from);
+  // pick_direct_exit() is pick_direct() for a fiber that has ended (its
+  // exit switches straight to the result, which then releases its stack and
+  // the runtime's reference); nullptr: exit to the worker loop. Owner only.
+  FiberControl* pick_direct_exit(FiberControl* from);
   // complete_switch_in() is called by fiber `self` right after it was
   // switched in here (resumed, or at its entry): after a direct switch it
   // finishes the outgoing fiber's switch-out and its own switch-in.
@@ -146,7 +142,9 @@ class Worker {
   void finish_handoff(FiberControl* in);
   bool timers_due() const noexcept;
   void after_switch(FiberControl* f);
-  void finish(FiberControl* f);
+  void release_exited(FiberControl* f);
+  void finish(FiberControl* f, bool on_fiber_stack);
+  void hazard_fence() noexcept;
   void idle();
   void sleep_until(std::optional<Clock::time_point> deadline);
   void wake_with(std::uint32_t word) noexcept;
@@ -183,6 +181,11 @@ class Worker {
   // pick_direct() took that must end unstarted from the worker loop.
   FiberControl* handoff_from_ = nullptr;
   FiberControl* ends_unstarted_ = nullptr;
+  // A fiber that ended by a direct switch and whose last reference was the
+  // runtime's: its Exit (a user value's or exception's destructor) is
+  // destroyed by the worker loop, not on the incoming fiber's stack. At most
+  // one: pick_direct_exit() declines while it is set.
+  FiberControl* release_in_loop_ = nullptr;
   std::int64_t run_start_ = 0;  // tracer: the running fiber's run_begin
   bool spinning_ = false;       // counted in Scheduler::spinning_ (owner only)
   // run_seq() per victim when this worker started spinning (steal_stranded).
@@ -195,9 +198,6 @@ class Worker {
   alignas(64) std::atomic<std::uint64_t> run_seq_{0};
   // The fiber running here (owner writes at each switch-in, relaxed).
   std::atomic<FiberControl*> running_{nullptr};
-  // The fiber the monitor is reading (a hazard pointer: finish() does not
-  // release a fiber while the monitor reads it; see inspect_running()).
-  alignas(64) std::atomic<FiberControl*> inspected_{nullptr};
   // Set by the monitor, read and cleared by the running fiber's
   // check_interrupt() (FiberControl::begin_run hands it the address).
   alignas(64) std::atomic<bool> preempt_{false};
@@ -304,6 +304,27 @@ class Scheduler {
   Worker* take_sleeper() noexcept;
   std::string dump() const;
 
+  // InspectHook: a test's code run by the monitor while it reads a running
+  // fiber (inside inspect_running's hazard), to force the reads' races.
+  struct InspectHook {
+    virtual void reading(FiberControl& f) = 0;
+
+   protected:
+    ~InspectHook() = default;
+  };
+  // set_inspect_hook() installs h (nullptr: none); tests only.
+  void set_inspect_hook(InspectHook* h) noexcept {
+    inspect_hook_.store(h, std::memory_order_release);
+  }
+  // inspect_hook() is the installed hook (monitor thread).
+  InspectHook* inspect_hook() const noexcept {
+    return inspect_hook_.load(std::memory_order_acquire);
+  }
+  // hazard_waits() counts finish() calls that waited for the monitor's read.
+  std::uint64_t hazard_waits() const noexcept {
+    return hazard_waits_.load(std::memory_order_relaxed);
+  }
+
  private:
   friend class Worker;
   RuntimeOptions options_;
@@ -348,6 +369,15 @@ class Scheduler {
   std::atomic<bool> shutting_down_{false};
   std::atomic<bool> stopping_{false};
 
+  // The fiber the monitor is reading (a hazard pointer: no worker's
+  // finish() releases a fiber while the monitor reads it, wherever it
+  // ended; see Worker::inspect_running()). Written by the monitor only.
+  alignas(64) std::atomic<FiberControl*> inspected_{nullptr};
+  // How many finish() calls found their fiber in inspected_ and waited
+  // (bumped only then: a test's evidence that the hazard held).
+  std::atomic<std::uint64_t> hazard_waits_{0};
+  std::atomic<InspectHook*> inspect_hook_{nullptr};
+
   // --- weft::blocking (src/io/blocking_pool.hpp) -----------------------------
   // No thread until used. ~Scheduler stops it (joins its threads) after the
   // workers and before the reactor: a thread that has just woken a fiber may
@@ -364,6 +394,19 @@ class Scheduler {
   // after, and destroyed before, everything a debugger reads through it.
   DebugRegistration debug_registration_{this};
 };
+
+template <class Read>
+bool Worker::inspect_running(std::uint64_t seq, Read&& read) {
+  // acquire: pairs with the release switch-in that stored running_ first.
+  if (run_seq_.load(std::memory_order_acquire) != seq) return false;
+  FiberControl* f = running_.load(std::memory_order_relaxed);
+  sched_.inspected_.store(f, std::memory_order_seq_cst);
+  const bool same = run_seq_.load(std::memory_order_seq_cst) == seq && f != nullptr;
+  if (same) read(*f);
+  // release: the finish() that waited on f sees the read complete.
+  sched_.inspected_.store(nullptr, std::memory_order_release);
+  return same;
+}
 
 // current_worker_any() is this thread's worker of any scheduler, or nullptr.
 Worker* current_worker_any() noexcept;

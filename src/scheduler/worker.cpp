@@ -370,7 +370,7 @@ void Worker::start_fiber_stack(FiberControl* f) {
 bool Worker::prepare_run(FiberControl* f) {
   switch (f->begin_run(this, &preempt_)) {
     case RunStart::ended_unstarted:
-      finish(f);
+      finish(f, /*on_fiber_stack=*/false);
       return false;
     case RunStart::first_run:
       start_fiber_stack(f);
@@ -396,7 +396,8 @@ void Worker::switched_in(FiberControl* f) noexcept {
 // switched_out() runs after f's context is saved: in the worker loop, or on
 // the stack of the fiber f switched to directly (finish_handoff). The
 // running-fiber records are the caller's: the loop clears them, a direct
-// switch overwrites them at once (switched_in).
+// switch overwrites them in switched_in (an exit clears them first: it may
+// free f here).
 void Worker::switched_out(FiberControl* f) {
   if (Tracer* t = sched_.tracer()) [[unlikely]]
     t->run_end(*this, *f, run_start_);
@@ -417,6 +418,9 @@ void Worker::run_fiber(FiberControl* f) {
     set_running_fiber(nullptr);
     tls_current_fiber = nullptr;
     switched_out(running_.load(std::memory_order_relaxed));
+    // A fiber that ended by a direct switch with the runtime's reference as
+    // its last: its Exit's destructors run here, on no fiber's stack.
+    if (FiberControl* d = std::exchange(release_in_loop_, nullptr)) d->core().release();
     // A fiber pick_direct() left for us to end unstarted (begin_run ends it).
     f = std::exchange(ends_unstarted_, nullptr);
   }
@@ -469,12 +473,24 @@ FiberControl* Worker::pick_direct(FiberControl* from) {
   return f;
 }
 
+// pick_direct_exit() declines, beyond pick_direct()'s cases, while a fiber
+// waits in release_in_loop_ (one at a time: the loop drops it). The rest of
+// the exit is the same after_switch() as in the loop, run by the incoming
+// fiber (finish_handoff): context_destroy (TSan's fiber, after the switch
+// away), the stack back to this worker's pool, finish().
+FiberControl* Worker::pick_direct_exit(FiberControl* from) {
+  if (release_in_loop_ != nullptr) return nullptr;
+  FiberControl* f = pick_direct(from);
+  if (f != nullptr) counters_.bump_owned(Counter::direct_exits);
+  return f;
+}
+
 // finish_handoff() runs on `in`'s stack right after a direct switch into it:
 // the outgoing fiber's context is saved, so it can be published now.
 void Worker::finish_handoff(FiberControl* in) {
   FiberControl* out = std::exchange(handoff_from_, nullptr);
   switched_out(out);  // the running-fiber records still name `out`...
-  switched_in(in);    // ...until here
+  switched_in(in);    // ...until here (an exiting `out` clears them first)
 }
 
 void Worker::after_switch(FiberControl* f) {
@@ -489,26 +505,71 @@ void Worker::after_switch(FiberControl* f) {
     case AfterSwitch::parked:
       counters_.bump_owned(Counter::parks);
       break;
-    case AfterSwitch::exited: {
-      FiberContext& fc = f->context();
-      context_destroy(fc.ctx);
-      sched_.stacks().release(index_, fc.stack);
-      fc.stack = Stack{};
-      finish(f);
+    case AfterSwitch::exited:
+      release_exited(f);
       break;
-    }
   }
 }
 
-void Worker::finish(FiberControl* f) {
-  // The other half of inspect_running()'s Dekker pair: after the switch-out
-  // that changed run_seq_ (made seq_cst here by a no-op RMW, one locked
-  // instruction per fiber end), wait while the monitor reads this fiber.
+// release_exited() is the rest of an exit, after the switch away from f: in
+// the worker loop, or on the stack of the fiber a direct exit switched to.
+// Out of line: the yield and park cases of after_switch() stay small.
+[[gnu::noinline]] void Worker::release_exited(FiberControl* f) {
+  FiberContext& fc = f->context();
+  // The worker loop cleared the running-fiber records before this
+  // switch-out; after a direct exit they still name f, on the incoming
+  // fiber's stack: clear them (f may be freed below) until switched_in.
+  const bool on_fiber_stack = tls_current_fiber != nullptr;
+  if (on_fiber_stack) {
+    set_running_fiber(nullptr);
+    tls_current_fiber = nullptr;
+  }
+  context_destroy(fc.ctx);  // TSan's fiber: destroyed after the switch away
+  sched_.stacks().release(index_, fc.stack);
+  fc.stack = Stack{};
+  finish(f, on_fiber_stack);
+}
+
+// hazard_fence() is finish()'s half of inspect_running()'s Dekker pair: a
+// seq_cst fence (one locked instruction per fiber end). Whatever worker's
+// run_seq_ the monitor validated, the switch-out that changed it happens
+// before this fence (on this worker, or on the one the fiber parked or
+// yielded on, then synchronised through its wake or queue), so either the
+// monitor's seq_cst re-read sees the change (C++20 [atomics.order] p4.2) or
+// our seq_cst load of the slot sees its fiber. TSan ignores fences: there,
+// a seq_cst no-op RMW on our run_seq_ (TSan checks the reads' happens-before,
+// given by the slot's release store and our load, not this order).
+void Worker::hazard_fence() noexcept {
+#if defined(WEFT_DETAIL_DEQUE_TSAN)
   run_seq_.fetch_add(0, std::memory_order_seq_cst);
-  while (inspected_.load(std::memory_order_seq_cst) == f) cpu_relax();
+#elif defined(__clang__) && defined(__x86_64__)
+  asm volatile("lock orq $0, (%%rsp)" ::: "memory", "cc");  // as ChaseLevDeque's fence
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
+
+// finish() ends f's life as a running fiber: in the worker loop, or on the
+// stack of the fiber its exit switched to (`on_fiber_stack`), where the
+// runtime's reference is dropped only if it is not the last (the last one
+// runs the Exit's destructors, user code: the loop drops it).
+void Worker::finish(FiberControl* f, bool on_fiber_stack) {
+  // Wait while the monitor reads this fiber (see hazard_fence()). Once past
+  // here no monitor can start reading f: f is no longer the running fiber
+  // of any worker's current run_seq_, so this is the only check needed
+  // before any release of f's control block (later ones are handles').
+  hazard_fence();
+  if (sched_.inspected_.load(std::memory_order_seq_cst) == f) [[unlikely]] {
+    sched_.hazard_waits_.fetch_add(1, std::memory_order_relaxed);
+    while (sched_.inspected_.load(std::memory_order_seq_cst) == f) cpu_relax();
+  }
   f->retire();
   add_live(-1);
-  f->core().release();  // the runtime's reference
+  if (!on_fiber_stack) {
+    f->core().release();  // the runtime's reference
+  } else if (!f->core().release_unless_last()) {
+    release_in_loop_ = f;  // pick_direct_exit() declines until the loop drops it
+  }
 }
 
 }  // namespace weft::detail

@@ -24,6 +24,7 @@ enum class Counter : std::uint8_t {
   interrupts_delivered,  // fibers an interrupt began to end (first delivery each)
   io_waits,              // fiber waits on an fd's readiness that went to park
   direct_switches,       // yields and parks that switched straight to the next fiber
+  direct_exits,          // fiber ends that switched straight to the next fiber
   kCount,
 };
 

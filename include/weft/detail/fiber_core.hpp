@@ -50,6 +50,9 @@ class FiberCore {
   // retain()/release() share ownership (handles, the runtime, a parent).
   void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept;
+  // release_unless_last() is release() when another reference remains (true);
+  // false, changing nothing, when the caller's is the last.
+  bool release_unless_last() noexcept;
   // ref_count() is a snapshot of the reference count (tests, diagnostics).
   std::uint32_t ref_count() const noexcept { return refs_.load(std::memory_order_relaxed); }
 
