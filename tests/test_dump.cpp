@@ -91,6 +91,11 @@ TEST_P(DumpTest, test_dump_names_the_holder_of_a_mutex) {
         },
         {"second"});
     test::yield_until([&] { return a.waiters() == 1 && b.waiters() == 1; });
+    // Parked, not only counted on the Mutex: a waiter is counted before it
+    // records what it waits on (the dump once showed 'second' as "parked"
+    // with no Mutex, in the instant between the two, at 4 workers).
+    test::wait_parked(first);
+    test::wait_parked(second);
     const std::string d = rt().dump();
     EXPECT_TRUE(has(d, fmt::format("'first' parked in Mutex::lock on {}, held by fiber {} 'second'",
                                    static_cast<const void*>(&b), second.id())));
