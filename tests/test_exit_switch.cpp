@@ -173,12 +173,15 @@ TEST_P(ExitSwitchTest, test_exit_switch_during_shutdown) {
   // The runtime's destructor interrupts a root that awaits parked children;
   // each child's end wakes the root's masked await and switches to it.
   std::atomic<int> started{0}, ended{0};
+  // Outlives the runtime: the root's frame is gone (its await interrupted)
+  // before its end awaits the children, and a child counted in `started`
+  // may not have reached never.await() yet.
+  Deferred<void> never;
   {
     RuntimeOptions o;
     o.workers = workers();
     Runtime local(o);
     Fiber<void> root = local.spawn([&] {
-      Deferred<void> never;
       std::vector<Fiber<void>> kids;
       for (int i = 0; i < 16; ++i) {
         kids.push_back(fork([&] {
