@@ -46,6 +46,9 @@ struct RuntimeStats {
   // interrupts_delivered: fibers an interrupt began to end: the first
   // Interrupted thrown in each fiber, or an unstarted fiber it ended.
   std::uint64_t interrupts_delivered = 0;
+  // interrupts_unwound: of those, the ones delivered by the unwinder's second
+  // phase alone (RuntimeOptions::interrupt_unwind), not thrown.
+  std::uint64_t interrupts_unwound = 0;
   // timers_fired: timer entries whose deadline passed while armed: a
   // sleep's end, a wait's deadline (even if a wake-up claimed the wait first).
   std::uint64_t timers_fired = 0;

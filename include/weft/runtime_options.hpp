@@ -40,6 +40,16 @@ struct RuntimeOptions {
   // and the same program replay the same interleaving, interrupts included,
   // as long as no plain thread interacts with the fibers while they run.
   bool deterministic = false;
+  // interrupt_unwind (experimental, x86-64 Linux with libstdc++): deliver an
+  // interrupt to a fiber parked in a weft wait by the C++ unwinder's second
+  // phase alone (_Unwind_ForcedUnwind) when a walk of its stack finds no
+  // catch clause between the wait and the fiber's body; else, and on other
+  // targets, it is thrown as always. Finalizers run as for the throw, in the
+  // same order, with std::uncaught_exceptions() > 0; `catch` clauses are never
+  // passed (a stack with one gets the throw). About 1 us less per interrupt
+  // (docs/performance.md, "Interruption by phase 2"). The environment
+  // variable WEFT_INTERRUPT_UNWIND=1 (or 0) overrides it for every Runtime.
+  bool interrupt_unwind = false;
   std::string name = "weft";  // prefix of worker thread names
   // monitor_interval: how often the runtime's monitor thread looks at busy
   // workers while any worker is awake (it sleeps when all do). A worker

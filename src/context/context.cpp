@@ -66,6 +66,17 @@ inline void swap_eh_globals(ExecutionContext& from, const ExecutionContext& to) 
   g->uncaught_exceptions = static_cast<unsigned int>(to.eh_uncaught_exceptions);
 }
 
+}  // namespace
+
+bool eh_in_catch_block() noexcept { return this_thread_eh_globals()->caught_exceptions != nullptr; }
+
+void eh_add_uncaught(int delta) noexcept {
+  EhGlobals* g = this_thread_eh_globals();
+  g->uncaught_exceptions = static_cast<unsigned int>(static_cast<int>(g->uncaught_exceptions) + delta);
+}
+
+namespace {
+
 // --- The hop -----------------------------------------------------------------
 //
 // What a jump carries (jump_fcontext's data pointer). It lives on the jumper's

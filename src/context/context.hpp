@@ -93,4 +93,10 @@ void context_switch(ExecutionContext& from, ExecutionContext& to) noexcept;
 // has exited; call it from another context. A no-op without sanitizers.
 void context_destroy(ExecutionContext& ctx) noexcept;
 
+// The running context's C++ exception globals, for an unwind that does not
+// go through __cxa_throw (src/fiber/interrupt_unwind.cpp): whether a catch
+// block is live, and std::uncaught_exceptions()'s count, which it keeps.
+bool eh_in_catch_block() noexcept;
+void eh_add_uncaught(int delta) noexcept;
+
 }  // namespace weft::detail

@@ -22,6 +22,8 @@
 #include "context/context.hpp"
 #include "context/stack.hpp"
 
+#include <unwind.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -102,6 +104,10 @@ struct FiberExtras {
   // The open timeout scope's stop source (none until its task asks for a
   // token): requested by its deadline and by any interrupt of the fiber.
   std::stop_source scope_stop WEFT_GUARDED_BY(interrupt_lock){std::nostopstate};
+  // The exception object of an interrupt delivered by phase 2 alone
+  // (src/fiber/interrupt_unwind.cpp), and whether it is in flight; owner-only.
+  _Unwind_Exception unwind_exception{};
+  bool unwinding = false;
 };
 
 // FiberControl is the src-private part of one fiber (see the file comment).
@@ -287,6 +293,15 @@ class FiberControl final : public WaitOwner {
   // fiber's own interrupt when one is pending, else its timeout scope's.
   bool interrupt_scoped() const noexcept override;
   Cause take_wait_cause(bool scoped) override;
+  // unwind_interrupted(): see WaitOwner. Built with a frame pointer (it reads
+  // its caller's frame from it) and never noexcept: the unwind starts here.
+  [[gnu::noinline]] void unwind_interrupted() override;
+  // enter_body() calls f.run_body(out) in a frame of its own: the walk of
+  // unwind_interrupted() knows the body's frame as the one it returns to.
+  [[gnu::noinline, gnu::noclone]] static void enter_body(FiberCore& f, Cause& out) noexcept;
+  // end_unwind() is FiberCore::body_unwound()'s work: true when the forced
+  // unwind was this fiber's interrupt (`out` is its cause), false otherwise.
+  bool end_unwind(Cause& out) noexcept;
 
   // --- children / supervision ----------------------------------------------------
   void add_child(FiberControl* child) noexcept;

@@ -324,7 +324,7 @@ void FiberCore::body_failed(Cause& out) noexcept {
 
 Cause FiberControl::run_and_catch() noexcept {
   Cause cause;
-  core().run_body(cause);
+  enter_body(core(), cause);  // a frame of its own: see enter_body()
   // The callable's captures are finalizers too; they run masked. The trace
   // shows them, and the awaiting of the children, as the fiber's finalizer.
   interruptible_ = false;

@@ -85,6 +85,7 @@ RuntimeStats Runtime::stats() const noexcept {
   s.steals = sched.counted(Counter::steals);
   s.interrupts_requested = sched.counted(Counter::interrupts_requested);
   s.interrupts_delivered = sched.counted(Counter::interrupts_delivered);
+  s.interrupts_unwound = sched.counted(Counter::interrupts_unwound);
   for (unsigned i = 0; i < sched.worker_count(); ++i)
     s.timers_fired += sched.worker(i).timers().fired_total();
   s.io_waits = sched.counted(Counter::io_waits);

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <bit>
 #include <cstdio>
 #include <thread>
@@ -17,6 +18,10 @@ namespace weft::detail {
 namespace {
 RuntimeOptions resolve(RuntimeOptions o) {
   if (o.workers == 0) o.workers = std::max(1u, std::thread::hardware_concurrency());
+  // WEFT_INTERRUPT_UNWIND=1 / =0 overrides RuntimeOptions::interrupt_unwind
+  // for every Runtime of the process (how the suite runs with it on).
+  if (const char* e = std::getenv("WEFT_INTERRUPT_UNWIND"); e != nullptr && e[0] != '\0')
+    o.interrupt_unwind = e[0] == '1';
   return o;
 }
 StackPoolOptions pool_options(const RuntimeOptions& o) {

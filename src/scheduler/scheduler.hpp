@@ -281,6 +281,9 @@ class Scheduler {
   Worker& worker(unsigned i) noexcept { return *workers_[i]; }
   const RuntimeOptions& options() const noexcept { return options_; }
   bool deterministic() const noexcept { return options_.deterministic; }
+  // interrupt_unwind() is RuntimeOptions::interrupt_unwind, after the
+  // WEFT_INTERRUPT_UNWIND environment override.
+  bool interrupt_unwind() const noexcept { return options_.interrupt_unwind; }
   // now() is steady_clock, or the virtual clock of a deterministic scheduler.
   Clock::time_point now() const noexcept {
     if (!options_.deterministic) return Clock::now();

@@ -1,5 +1,5 @@
 // EventCounters: the monotonic event counts behind Runtime::stats(). Each
-// worker owns one block on its own cache line and bumps it with a relaxed
+// worker owns one block on cache lines of its own and bumps it with a relaxed
 // load and store (no read-modify-write: only its thread writes it); events
 // on threads that are not workers (a plain thread interrupting a fiber, the
 // monitor, the blocking pool) go to one shared block with fetch_add. A read
@@ -25,6 +25,7 @@ enum class Counter : std::uint8_t {
   io_waits,              // fiber waits on an fd's readiness that went to park
   direct_switches,       // yields and parks that switched straight to the next fiber
   direct_exits,          // fiber ends that switched straight to the next fiber
+  interrupts_unwound,    // interrupts delivered by the unwinder's phase 2 alone
   kCount,
 };
 
@@ -48,6 +49,6 @@ struct alignas(64) EventCounters {
   }
 };
 
-static_assert(sizeof(EventCounters) == 64, "one cache line per worker's counters");
+static_assert(sizeof(EventCounters) % 64 == 0, "whole cache lines per worker's counters");
 
 }  // namespace weft::detail

@@ -98,6 +98,12 @@ class WaitOwner {
   // take_wait_cause() marks the owner interrupting and returns the cause the
   // exception for its interrupted wait carries (`scoped`: interrupt_scoped()).
   virtual Cause take_wait_cause(bool scoped) = 0;
+  // unwind_interrupted() ends an interrupted wait by the unwinder's second
+  // phase alone, when that is exactly what the throw would do
+  // (RuntimeOptions::interrupt_unwind; src/fiber/interrupt_unwind.cpp). It
+  // returns only when it declined: the caller then throws. Not noexcept (the
+  // unwind passes through it).
+  virtual void unwind_interrupted() {}
   // note_masked_wait_end() runs after a wait that could not be interrupted
   // (a fiber records a request that arrived meanwhile: FiberCore::kHeldOff).
   virtual void note_masked_wait_end() noexcept {}
@@ -131,6 +137,7 @@ WaitOwner& current_parker() noexcept;
 [[noreturn, gnu::always_inline]] inline void throw_wait_interrupted() {
   WaitOwner& owner = current_parker();
   if (owner.interrupt_scoped()) throw ScopeInterrupted(owner.take_wait_cause(true));
+  owner.unwind_interrupted();  // returns when it declined
   throw Interrupted(owner.take_wait_cause(false));
 }
 

@@ -1,0 +1,42 @@
+// walk_to_body(): would the C++ unwinder's search phase stop before the
+// fiber's body? Answered from a per-thread cache of FrameRules keyed by
+// return address (frame_rule.hpp), so a stack shape seen before is walked
+// without libgcc: a few loads per frame.
+#pragma once
+
+#include <cstdint>
+
+namespace weft::detail::unwind {
+
+enum class Walk {
+  clear,    // every frame up to the body has cleanups at most: phase 2 alone is exact
+  handler,  // a frame could catch (a catch clause, a specification, terminate)
+  unknown,  // a frame we cannot read, or the walk left the stack: throw
+};
+
+// walk_to_body() starts at the caller of the function whose frame pointer is
+// `fp` (built with one: fp[0] is the caller's rbp, fp[1] the return address)
+// and walks up until the frame whose caller is the function starting at
+// `body_caller`: that frame is the body's, whose handlers are the runtime's
+// and are not looked at. Every address read lies in [lo, hi), the stack.
+// When `chain` is given, the walked frames' return addresses and stack
+// pointers are recorded in it (check_against_libgcc() compares them).
+struct Chain {
+  static constexpr int kMax = 64;
+  std::uintptr_t ip[kMax];   // the frame's return address into it
+  std::uintptr_t sp[kMax];   // its stack pointer at that call
+  int frames = 0;
+};
+Walk walk_to_body(const void* fp, std::uintptr_t body_caller, std::uintptr_t lo,
+                  std::uintptr_t hi, Chain* chain = nullptr) noexcept;
+
+// check_against_libgcc() walks the calling stack with libgcc's
+// _Unwind_Backtrace and says whether it meets every frame of `chain`, in
+// order, with the same stack pointer: the proof that a walk read the frames as the
+// unwinder will. Debug builds run it after every clear walk.
+bool check_against_libgcc(const Chain& chain) noexcept;
+
+// decoded_rules() is how many return addresses this thread has decoded (tests).
+std::uint64_t decoded_rules() noexcept;
+
+}  // namespace weft::detail::unwind
