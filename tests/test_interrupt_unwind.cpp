@@ -92,7 +92,8 @@ TEST_P(UnwindTest, test_unwind_is_off_by_default) {
   RuntimeOptions o;
   o.workers = GetParam();
   Runtime plain(o);
-  if (plain.options().interrupt_unwind) GTEST_SKIP() << "WEFT_INTERRUPT_UNWIND=1 in the environment";
+  if (plain.options().interrupt_unwind)
+    GTEST_SKIP() << "WEFT_INTERRUPT_UNWIND=1 in the environment";
   Exit<void> e = plain.block_on([] {
     Deferred<int> never;
     Fiber<void> target = fork([&] { never.await(); });
@@ -145,6 +146,45 @@ TEST_P(UnwindTest, test_unwind_declines_for_catch_all_and_a_swallowed_interrupt_
   ASSERT_TRUE(e.ok());
   EXPECT_TRUE(caught.load());
   EXPECT_EQ(unwound(), 0u);
+}
+
+// The body inlined into run_body()'s frame (always_inline, at every -O):
+// its handlers then share the frame with the runtime's, and the walk must
+// tell them apart by their number.
+TEST_P(UnwindTest, test_unwind_declines_for_a_catch_inlined_into_the_body_frame) {
+  EventLog log;
+  Exit<void> e = run([&] {
+    Deferred<int> never;
+    Fiber<void> target = fork([&]() __attribute__((always_inline)) {
+      try {
+        never.await();
+      } catch (const Interrupted&) {
+        log.add("caught Interrupted");
+        throw;
+      }
+    });
+    wait_parked(target);
+    EXPECT_TRUE(target.interrupt().interrupted());
+  });
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(log.events(), (std::vector<std::string>{"caught Interrupted"}));
+  EXPECT_EQ(unwound(), 0u);
+}
+
+TEST_P(UnwindTest, test_unwind_takes_a_body_inlined_with_cleanups_only) {
+  EventLog log;
+  Exit<void> e = run([&] {
+    Deferred<int> never;
+    Fiber<void> target = fork([&]() __attribute__((always_inline)) {
+      OnExit fin([&] { log.add("finalizer " + std::to_string(std::uncaught_exceptions())); });
+      never.await();
+    });
+    wait_parked(target);
+    EXPECT_TRUE(target.interrupt().interrupted());
+  });
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(log.events(), (std::vector<std::string>{"finalizer 1"}));
+  EXPECT_EQ(unwound(), kWalks ? 1u : 0u);
 }
 
 TEST_P(UnwindTest, test_unwind_declines_under_a_timeout_on_the_same_stack) {

@@ -53,12 +53,18 @@ constexpr _Unwind_Exception_Class kExceptionClass = 0x57454654494e5452ull;
 _Unwind_Reason_Code stop_never(int, _Unwind_Action actions, _Unwind_Exception_Class,
                                _Unwind_Exception*, _Unwind_Context*, void*) {
   if ((actions & _UA_END_OF_STACK) != 0) {
-    std::fputs("weft: an interrupt unwound past its fiber's body (RuntimeOptions::interrupt_unwind)\n",
-               stderr);
+    std::fputs(
+        "weft: an interrupt unwound past its fiber's body (RuntimeOptions::interrupt_unwind)\n",
+        stderr);
     std::abort();
   }
   return _URC_NO_REASON;
 }
+
+// The handlers of FiberTask::run_body() (include/weft/detail/fiber_core.hpp):
+// catch (const Interrupted&), catch (abi::__forced_unwind&), catch (...).
+// A call site in its frame with more holds inlined user code's handlers.
+constexpr unsigned kBodyHandlers = 3;
 
 }  // namespace
 
@@ -84,7 +90,7 @@ void FiberControl::unwind_interrupted() {
 #endif
   const unwind::Walk walk =
       unwind::walk_to_body(fp, reinterpret_cast<std::uintptr_t>(&FiberControl::enter_body),
-                           reinterpret_cast<std::uintptr_t>(stack.base),
+                           kBodyHandlers, reinterpret_cast<std::uintptr_t>(stack.base),
                            reinterpret_cast<std::uintptr_t>(stack.top()), chain);
   if (walk != unwind::Walk::clear) return;
 #ifdef WEFT_DEBUG_ASSERTS

@@ -34,9 +34,8 @@ constexpr unsigned kRa = 16;
 
 // Pointer encodings (LSB "DWARF Exception Header Encoding").
 constexpr std::uint8_t kOmit = 0xff;
-constexpr std::uint8_t kAbsPtr = 0x00, kUleb = 0x01, kUdata2 = 0x02, kUdata4 = 0x03,
-                       kUdata8 = 0x04, kSleb = 0x09, kSdata2 = 0x0a, kSdata4 = 0x0b,
-                       kSdata8 = 0x0c;
+constexpr std::uint8_t kAbsPtr = 0x00, kUleb = 0x01, kUdata2 = 0x02, kUdata4 = 0x03, kUdata8 = 0x04,
+                       kSleb = 0x09, kSdata2 = 0x0a, kSdata4 = 0x0b, kSdata8 = 0x0c;
 constexpr std::uint8_t kPcRel = 0x10, kTextRel = 0x20, kDataRel = 0x30, kFuncRel = 0x40;
 constexpr std::uint8_t kIndirect = 0x80;
 
@@ -83,27 +82,56 @@ struct Reader {
     const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(p);
     std::uintptr_t v;
     switch (enc & 0x0f) {
-      case kAbsPtr: v = fixed<std::uintptr_t>(); break;
-      case kUleb: v = static_cast<std::uintptr_t>(uleb()); break;
-      case kUdata2: v = fixed<std::uint16_t>(); break;
-      case kUdata4: v = fixed<std::uint32_t>(); break;
-      case kUdata8: v = static_cast<std::uintptr_t>(fixed<std::uint64_t>()); break;
-      case kSleb: v = static_cast<std::uintptr_t>(sleb()); break;
-      case kSdata2: v = static_cast<std::uintptr_t>(std::intptr_t(fixed<std::int16_t>())); break;
-      case kSdata4: v = static_cast<std::uintptr_t>(std::intptr_t(fixed<std::int32_t>())); break;
-      case kSdata8: v = static_cast<std::uintptr_t>(fixed<std::int64_t>()); break;
-      default: return false;
+      case kAbsPtr:
+        v = fixed<std::uintptr_t>();
+        break;
+      case kUleb:
+        v = static_cast<std::uintptr_t>(uleb());
+        break;
+      case kUdata2:
+        v = fixed<std::uint16_t>();
+        break;
+      case kUdata4:
+        v = fixed<std::uint32_t>();
+        break;
+      case kUdata8:
+        v = static_cast<std::uintptr_t>(fixed<std::uint64_t>());
+        break;
+      case kSleb:
+        v = static_cast<std::uintptr_t>(sleb());
+        break;
+      case kSdata2:
+        v = static_cast<std::uintptr_t>(std::intptr_t(fixed<std::int16_t>()));
+        break;
+      case kSdata4:
+        v = static_cast<std::uintptr_t>(std::intptr_t(fixed<std::int32_t>()));
+        break;
+      case kSdata8:
+        v = static_cast<std::uintptr_t>(fixed<std::int64_t>());
+        break;
+      default:
+        return false;
     }
     // As libgcc's read_encoded_value_with_base: a zero value stays zero (an
     // omitted pointer), whatever its base.
     if (v != 0) {
       switch (enc & 0x70) {
-        case 0: break;
-        case kPcRel: v += at; break;
-        case kTextRel: v += reinterpret_cast<std::uintptr_t>(bases.tbase); break;
-        case kDataRel: v += reinterpret_cast<std::uintptr_t>(bases.dbase); break;
-        case kFuncRel: v += func; break;
-        default: return false;  // aligned: GCC never emits it here
+        case 0:
+          break;
+        case kPcRel:
+          v += at;
+          break;
+        case kTextRel:
+          v += reinterpret_cast<std::uintptr_t>(bases.tbase);
+          break;
+        case kDataRel:
+          v += reinterpret_cast<std::uintptr_t>(bases.dbase);
+          break;
+        case kFuncRel:
+          v += func;
+          break;
+        default:
+          return false;  // aligned: GCC never emits it here
       }
       if ((enc & kIndirect) != 0) v = *reinterpret_cast<const std::uintptr_t*>(v);
     }
@@ -156,15 +184,22 @@ bool parse_cie(const std::uint8_t* at, const dwarf_eh_bases& bases, Cie& cie) no
     const std::uint8_t* data_end = r.p + n;
     for (const char* a = aug + 1; *a != '\0'; ++a) {
       switch (*a) {
-        case 'L': cie.lsda_enc = r.u8(); break;
-        case 'R': cie.fde_enc = r.u8(); break;
+        case 'L':
+          cie.lsda_enc = r.u8();
+          break;
+        case 'R':
+          cie.fde_enc = r.u8();
+          break;
         case 'P': {
           const std::uint8_t enc = r.u8();
           if (!r.encoded(enc, bases, 0, cie.personality)) return false;
           break;
         }
-        case 'S': cie.signal = true; break;
-        default: return false;  // 'B' and the like: not for us
+        case 'S':
+          cie.signal = true;
+          break;
+        default:
+          return false;  // 'B' and the like: not for us
       }
     }
     r.p = data_end;
@@ -224,8 +259,9 @@ bool run_cfa(const std::uint8_t* p, const std::uint8_t* end, const Cie& cie,
       continue;
     }
     switch (op) {
-      case 0x00: break;  // nop
-      case 0x01: {       // set_loc
+      case 0x00:
+        break;      // nop
+      case 0x01: {  // set_loc
         std::uintptr_t to;
         if (!r.encoded(cie.fde_enc, bases, func, to)) return false;
         loc = to;
@@ -246,9 +282,11 @@ bool run_cfa(const std::uint8_t* p, const std::uint8_t* end, const Cie& cie,
         set_offset(reg, static_cast<std::int64_t>(r.uleb()) * cie.data_align);
         break;
       }
-      case 0x06: restore(r.uleb()); break;  // restore_extended
-      case 0x07:                            // undefined
-      case 0x09: {                          // register
+      case 0x06:
+        restore(r.uleb());
+        break;      // restore_extended
+      case 0x07:    // undefined
+      case 0x09: {  // register
         const std::uint64_t reg = r.uleb();
         if (op == 0x09) r.uleb();
         if (tracked(reg)) return false;
@@ -272,11 +310,16 @@ bool run_cfa(const std::uint8_t* p, const std::uint8_t* end, const Cie& cie,
         row.cfa_reg = static_cast<unsigned>(r.uleb());
         row.cfa_off = static_cast<std::int64_t>(r.uleb());
         break;
-      case 0x0d: row.cfa_reg = static_cast<unsigned>(r.uleb()); break;
-      case 0x0e: row.cfa_off = static_cast<std::int64_t>(r.uleb()); break;
-      case 0x0f: return false;  // def_cfa_expression
-      case 0x10:                // expression
-      case 0x16: {              // val_expression
+      case 0x0d:
+        row.cfa_reg = static_cast<unsigned>(r.uleb());
+        break;
+      case 0x0e:
+        row.cfa_off = static_cast<std::int64_t>(r.uleb());
+        break;
+      case 0x0f:
+        return false;  // def_cfa_expression
+      case 0x10:       // expression
+      case 0x16: {     // val_expression
         const std::uint64_t reg = r.uleb();
         r.p += r.uleb();
         if (tracked(reg)) return false;
@@ -291,9 +334,11 @@ bool run_cfa(const std::uint8_t* p, const std::uint8_t* end, const Cie& cie,
         row.cfa_reg = static_cast<unsigned>(r.uleb());
         row.cfa_off = r.sleb() * cie.data_align;
         break;
-      case 0x13: row.cfa_off = r.sleb() * cie.data_align; break;  // def_cfa_offset_sf
-      case 0x14:                                                 // val_offset
-      case 0x15: {                                               // val_offset_sf
+      case 0x13:
+        row.cfa_off = r.sleb() * cie.data_align;
+        break;      // def_cfa_offset_sf
+      case 0x14:    // val_offset
+      case 0x15: {  // val_offset_sf
         const std::uint64_t reg = r.uleb();
         if (op == 0x14) {
           r.uleb();
@@ -303,44 +348,62 @@ bool run_cfa(const std::uint8_t* p, const std::uint8_t* end, const Cie& cie,
         if (tracked(reg)) return false;
         break;
       }
-      case 0x2e: r.uleb(); break;  // GNU_args_size
-      case 0x2f: {                 // GNU_negative_offset_extended
+      case 0x2e:
+        r.uleb();
+        break;      // GNU_args_size
+      case 0x2f: {  // GNU_negative_offset_extended
         const std::uint64_t reg = r.uleb();
         set_offset(reg, -static_cast<std::int64_t>(r.uleb()) * cie.data_align);
         break;
       }
-      default: return false;
+      default:
+        return false;
     }
   }
   return true;
 }
 
-// may_handle() reads the LSDA: true when phase 1 could stop at `ip` (the
-// call site has an action, or is missing from the table: std::terminate).
-bool may_handle(const std::uint8_t* lsda, const dwarf_eh_bases& bases, std::uintptr_t func,
-                std::uintptr_t ip) noexcept {
+// handlers_at() reads the LSDA: the number of handler records in the action
+// chain of the call site holding `ip` (0: none, or cleanups only), or
+// FrameRule::kTerminate when `ip` is missing from the call-site table.
+std::uint8_t handlers_at(const std::uint8_t* lsda, const dwarf_eh_bases& bases, std::uintptr_t func,
+                         std::uintptr_t ip) noexcept {
   Reader r{lsda};
   std::uintptr_t lp_start = func;
   const std::uint8_t lp_enc = r.u8();
-  if (lp_enc != kOmit && !r.encoded(lp_enc, bases, func, lp_start)) return true;
-  (void)lp_start;  // landing pads are not followed, only whether there is an action
-  if (r.u8() != kOmit) r.uleb();  // the type table's offset: unused here
+  if (lp_enc != kOmit && !r.encoded(lp_enc, bases, func, lp_start)) return FrameRule::kTerminate;
+  (void)lp_start;                 // landing pads are not followed, only the actions
+  if (r.u8() != kOmit) r.uleb();  // the type table's offset: types are not read
   const std::uint8_t cs_enc = r.u8();
   const std::uint64_t cs_len = r.uleb();
-  const std::uint8_t* cs_end = r.p + cs_len;
+  const std::uint8_t* cs_end = r.p + cs_len;  // the action table follows
   while (r.p < cs_end) {
-    std::uintptr_t start, len, lp;  // lp: a cleanup or handler, both fine when action is 0
-    if (!r.encoded(cs_enc & 0x0f, bases, func, start) || !r.encoded(cs_enc & 0x0f, bases, func, len) ||
-        !r.encoded(cs_enc & 0x0f, bases, func, lp)) {
-      return true;
+    std::uintptr_t start, len, lp;
+    if (!r.encoded(cs_enc & 0x0f, bases, func, start) ||
+        !r.encoded(cs_enc & 0x0f, bases, func, len) || !r.encoded(cs_enc & 0x0f, bases, func, lp)) {
+      return FrameRule::kTerminate;
     }
     const std::uint64_t action = r.uleb();
     // Records are sorted by start and relative to the function's start (as
     // the personality reads them; only landing pads are from lp_start).
-    if (ip < func + start) return true;  // not in the table: terminate
-    if (ip < func + start + len) return action != 0;
+    if (ip < func + start) return FrameRule::kTerminate;  // not in the table
+    if (ip >= func + start + len) continue;
+    if (action == 0) return 0;  // a cleanup or nothing
+    // The chain: (filter, next) pairs from cs_end + action - 1; a filter of
+    // 0 is a cleanup, > 0 a catch clause, < 0 an exception specification.
+    Reader a{cs_end + action - 1};
+    std::uint8_t n = 0;
+    for (int guard = 0; guard < 64; ++guard) {
+      const std::int64_t filter = a.sleb();
+      const std::uint8_t* next_at = a.p;
+      const std::int64_t next = a.sleb();
+      if (filter != 0) ++n;
+      if (next == 0) return n;
+      a.p = next_at + next;
+    }
+    return FrameRule::kTerminate;  // a chain this long: not ours to judge
   }
-  return true;  // past the table: terminate
+  return FrameRule::kTerminate;  // past the table
 }
 
 #endif  // WEFT_UNWIND_WALK
@@ -354,8 +417,8 @@ FrameRule decode(std::uintptr_t ra) noexcept {
   // unwinder's _Unwind_GetIPInfo - 1 for a non-signal frame).
   const std::uintptr_t ip = ra - 1;
   dwarf_eh_bases bases{};
-  const auto* fde = static_cast<const std::uint8_t*>(
-      _Unwind_Find_FDE(reinterpret_cast<void*>(ip), &bases));
+  const auto* fde =
+      static_cast<const std::uint8_t*>(_Unwind_Find_FDE(reinterpret_cast<void*>(ip), &bases));
   if (fde == nullptr) return rule;
   rule.func = reinterpret_cast<std::uintptr_t>(bases.func);
 
@@ -400,8 +463,8 @@ FrameRule decode(std::uintptr_t ra) noexcept {
   rule.ra_offset = static_cast<std::int32_t>(row.ra_off);
   rule.rbp_saved = row.rbp_saved;
   rule.rbp_offset = static_cast<std::int32_t>(row.rbp_off);
-  rule.may_handle = lsda != 0 && may_handle(reinterpret_cast<const std::uint8_t*>(lsda), bases,
-                                            pc_begin, ip);
+  rule.handlers =
+      lsda == 0 ? 0 : handlers_at(reinterpret_cast<const std::uint8_t*>(lsda), bases, pc_begin, ip);
   // A frame with no personality has no LSDA: phase 1 passes it.
   rule.walkable = true;
 #else

@@ -15,9 +15,11 @@
 //  - the CFA rule at the call site: CFA = rsp or rbp + offset;
 //  - where the return address is saved (CFA + offset);
 //  - whether rbp is saved (CFA + offset) or unchanged;
-//  - whether the call site has an action in the LSDA (a catch clause, an
-//    exception specification, or a chain holding one) or is missing from its
-//    call-site table (std::terminate): either way phase 1 could stop there.
+//  - how many handlers (catch clauses, exception specifications) the call
+//    site's LSDA action chain holds, or that it is missing from the
+//    call-site table (std::terminate): phase 1 could stop there. A count,
+//    not a yes/no, because the fiber body's frame holds the runtime's own
+//    handlers and may hold inlined user code's too (handler_walk.hpp).
 // Any other form (a CFA expression, rbp or the return address in another
 // register, a signal frame, a personality other than the C++ one, an
 // encoding we do not read) makes the rule `walkable = false`, and the caller
@@ -41,14 +43,19 @@ inline constexpr bool kSupported = false;
 #endif
 
 struct FrameRule {
-  std::uintptr_t func = 0;   // start of the function holding the address
+  std::uintptr_t func = 0;  // start of the function holding the address
   std::int32_t cfa_offset = 0;
   std::int32_t ra_offset = 0;   // the return address is at CFA + ra_offset
   std::int32_t rbp_offset = 0;  // rbp saved at CFA + rbp_offset (when rbp_saved)
   bool walkable = false;        // the rule above is complete and in a form we read
   bool cfa_is_rbp = false;      // CFA = rbp + cfa_offset (else rsp + cfa_offset)
   bool rbp_saved = false;
-  bool may_handle = false;  // phase 1 could stop in this frame (catch, spec, terminate)
+  // What phase 1 finds at the call site: the number of handler records
+  // (catch clauses and exception specifications) in its LSDA action chain,
+  // cleanups not counted; kTerminate when the call site is missing from the
+  // table (std::terminate) or the chain could not be read.
+  std::uint8_t handlers = 0;
+  static constexpr std::uint8_t kTerminate = 0xff;
 };
 
 // decode() reads the rule of the frame whose return address (for the frame

@@ -42,15 +42,16 @@ FrameRule lookup(Cache& c, std::uintptr_t ra) noexcept {
 }
 
 bool load(std::uintptr_t at, std::uintptr_t lo, std::uintptr_t hi, std::uintptr_t& out) noexcept {
-  if (at < lo || at > hi - sizeof(std::uintptr_t) || at % alignof(std::uintptr_t) != 0) return false;
+  if (at < lo || at > hi - sizeof(std::uintptr_t) || at % alignof(std::uintptr_t) != 0)
+    return false;
   std::memcpy(&out, reinterpret_cast<const void*>(at), sizeof out);
   return true;
 }
 
 }  // namespace
 
-Walk walk_to_body(const void* fp, std::uintptr_t body_caller, std::uintptr_t lo,
-                  std::uintptr_t hi, Chain* chain) noexcept {
+Walk walk_to_body(const void* fp, std::uintptr_t body_caller, unsigned body_handlers,
+                  std::uintptr_t lo, std::uintptr_t hi, Chain* chain) noexcept {
   if constexpr (!kSupported) {
     return Walk::unknown;
   } else {
@@ -77,8 +78,10 @@ Walk walk_to_body(const void* fp, std::uintptr_t body_caller, std::uintptr_t lo,
         chain->sp[depth] = rsp;
         chain->frames = depth + 1;
       }
-      if (lookup(c, next_rip).func == body_caller) return Walk::clear;  // `cur` is the body
-      if (cur.may_handle) return Walk::handler;
+      if (lookup(c, next_rip).func == body_caller) {  // `cur` is the body
+        return cur.handlers == body_handlers ? Walk::clear : Walk::handler;
+      }
+      if (cur.handlers != 0) return Walk::handler;
       rip = next_rip;
       rsp = cfa;
       rbp = next_rbp;
