@@ -52,28 +52,29 @@ struct Reader {
     p += sizeof v;
     return v;
   }
-  std::uint64_t uleb() noexcept {
+  // leb() reads a LEB128 number's bits; `shift` and `last` say how many
+  // and the final byte, for sleb()'s sign extension.
+  std::uint64_t leb(unsigned& shift, std::uint8_t& last) noexcept {
     std::uint64_t v = 0;
-    unsigned shift = 0;
-    std::uint8_t b;
+    shift = 0;
     do {
-      b = *p++;
-      if (shift < 64) v |= std::uint64_t(b & 0x7f) << shift;
+      last = *p++;
+      if (shift < 64) v |= std::uint64_t(last & 0x7f) << shift;
       shift += 7;
-    } while ((b & 0x80) != 0);
+    } while ((last & 0x80) != 0);
     return v;
   }
+  std::uint64_t uleb() noexcept {
+    unsigned shift;
+    std::uint8_t last;
+    return leb(shift, last);
+  }
   std::int64_t sleb() noexcept {
-    std::int64_t v = 0;
-    unsigned shift = 0;
-    std::uint8_t b;
-    do {
-      b = *p++;
-      if (shift < 64) v |= std::int64_t(b & 0x7f) << shift;
-      shift += 7;
-    } while ((b & 0x80) != 0);
-    if (shift < 64 && (b & 0x40) != 0) v |= -(std::int64_t(1) << shift);
-    return v;
+    unsigned shift;
+    std::uint8_t last;
+    std::uint64_t v = leb(shift, last);
+    if (shift < 64 && (last & 0x40) != 0) v |= ~std::uint64_t{0} << shift;
+    return static_cast<std::int64_t>(v);
   }
   // encoded() reads a pointer in `enc`; false for an encoding we do not read.
   bool encoded(std::uint8_t enc, const dwarf_eh_bases& bases, std::uintptr_t func,
