@@ -46,8 +46,8 @@ struct RuntimeOptions {
   // catch clause between the wait and the fiber's body; else, and on other
   // targets, it is thrown as always. Finalizers run as for the throw, in the
   // same order, with std::uncaught_exceptions() > 0; `catch` clauses are never
-  // passed (a stack with one gets the throw). About 1 us less per interrupt
-  // (docs/performance.md, "Interruption by phase 2"). The environment
+  // passed (a stack with one gets the throw). About a quarter less per
+  // interrupt (docs/performance.md, "Round 4"). The environment
   // variable WEFT_INTERRUPT_UNWIND=1 (or 0) overrides it for every Runtime.
   bool interrupt_unwind = false;
   std::string name = "weft";  // prefix of worker thread names

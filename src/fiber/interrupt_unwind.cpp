@@ -1,5 +1,6 @@
 // Interrupt delivery by the unwinder's second phase alone
-// (RuntimeOptions::interrupt_unwind; docs/performance.md, "Steps 2 and 3").
+// (RuntimeOptions::interrupt_unwind; docs/performance.md, "Round 4";
+// docs/internals.md, "Delivery by the unwinder's phase 2 alone").
 //
 // A throw runs two phases (Itanium C++ ABI, "Base ABI"): phase 1 walks up
 // the stack asking each frame's personality whether it would catch; phase 2
