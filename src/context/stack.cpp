@@ -92,13 +92,47 @@ void* map_stack_memory(std::size_t length) noexcept {
 
 // Recycled stacks keep the ASan shadow of the frames that died on them
 // (context_exit never unwinds the entry frames): clear it.
+#if WEFT_CONTEXT_ASAN
+// unpoison_range() clears the shadow of [beg, end) from its first poisoned
+// byte up (the part of a stack frames used lies at the top).
+void unpoison_range(char* beg, char* end) noexcept {
+  if (void* first = __asan_region_is_poisoned(beg, static_cast<std::size_t>(end - beg))) {
+    ASAN_UNPOISON_MEMORY_REGION(first, static_cast<std::size_t>(end - static_cast<char*>(first)));
+  }
+}
+#endif
+
 void unpoison(const Stack& s) noexcept {
 #if WEFT_CONTEXT_ASAN
-  // Only the used part: rewriting the shadow of the whole stack would touch
-  // 1/8 of its size in shadow pages for every release.
-  if (void* first = __asan_region_is_poisoned(s.base, s.size)) {
-    ASAN_UNPOISON_MEMORY_REGION(
-        first, static_cast<std::size_t>(static_cast<char*>(s.top()) - static_cast<char*>(first)));
+  // Only the used part, and only where the shadow was ever touched: shadow
+  // pages no frame wrote are zero (unpoisoned), and reading them costs RSS
+  // on kernels that commit a page on a read fault (a 6.18 Firecracker guest
+  // does: the 100,000-stack test peaked at 3.6 GiB, 32 KiB of shadow read per
+  // stack). mincore() says which shadow pages are resident without touching
+  // them; only those are scanned.
+  std::size_t scale = 0, offset = 0;
+  __asan_get_shadow_mapping(&scale, &offset);
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  auto* const base = static_cast<char*>(s.base);
+  auto* const top = static_cast<char*>(s.top());
+  const std::uintptr_t shadow_beg = (reinterpret_cast<std::uintptr_t>(base) >> scale) + offset;
+  const std::uintptr_t shadow_end = (reinterpret_cast<std::uintptr_t>(top) >> scale) + offset;
+  const std::uintptr_t first_page = shadow_beg / page * page;
+  constexpr std::size_t kChunk = 64;  // shadow pages per mincore() call
+  unsigned char resident[kChunk];
+  for (std::uintptr_t at = first_page; at < shadow_end; at += kChunk * page) {
+    const std::size_t pages = std::min<std::size_t>(kChunk, (shadow_end - at + page - 1) / page);
+    if (::mincore(reinterpret_cast<void*>(at), pages * page, resident) != 0) {
+      std::memset(resident, 1, pages);  // cannot tell: scan them all
+    }
+    for (std::size_t i = 0; i < pages; ++i) {
+      if ((resident[i] & 1) == 0) continue;
+      // The application bytes this shadow page describes, within the stack.
+      const std::uintptr_t sp = at + i * page;
+      auto* lo = reinterpret_cast<char*>((sp - offset) << scale);
+      auto* hi = reinterpret_cast<char*>((sp + page - offset) << scale);
+      unpoison_range(std::max(lo, base), std::min(hi, top));
+    }
   }
 #else
   (void)s;
