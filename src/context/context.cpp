@@ -72,7 +72,8 @@ bool eh_in_catch_block() noexcept { return this_thread_eh_globals()->caught_exce
 
 void eh_add_uncaught(int delta) noexcept {
   EhGlobals* g = this_thread_eh_globals();
-  g->uncaught_exceptions = static_cast<unsigned int>(static_cast<int>(g->uncaught_exceptions) + delta);
+  g->uncaught_exceptions =
+      static_cast<unsigned int>(static_cast<int>(g->uncaught_exceptions) + delta);
 }
 
 namespace {

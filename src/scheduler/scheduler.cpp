@@ -8,9 +8,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <bit>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 namespace weft::detail {
