@@ -299,8 +299,9 @@ class FiberControl final : public WaitOwner {
   // enter_body() calls f.run_body(out) in a frame of its own: the walk of
   // unwind_interrupted() knows the body's frame as the one it returns to.
   [[gnu::noinline, gnu::noclone]] static void enter_body(FiberCore& f, Cause& out) noexcept;
-  // end_unwind() is FiberCore::body_unwound()'s work: true when the forced
-  // unwind was this fiber's interrupt (`out` is its cause), false otherwise.
+  // end_unwind() is FiberCore::body_failed()'s first step: true when the
+  // exception was this fiber's interrupt delivered by phase 2 alone (`out`
+  // is its cause), false for anything else.
   bool end_unwind(Cause& out) noexcept;
 
   // --- children / supervision ----------------------------------------------------

@@ -316,7 +316,8 @@ void FiberCore::body_interrupted(const Interrupted& e, Cause& out) noexcept {
 }
 
 void FiberCore::body_failed(Cause& out) noexcept {
-  const FiberControl& self = control(*this);
+  FiberControl& self = control(*this);
+  if (self.end_unwind(out)) return;  // its interrupt, by phase 2 alone
   // Cause::fail unwraps an escaping CauseError (its leaves keep their fibers).
   out = Cause::fail(std::current_exception(), {}, site_of(self));
   if (self.interrupting()) out = Cause::sequential(self.interrupt_cause(), std::move(out));

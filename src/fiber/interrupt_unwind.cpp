@@ -7,7 +7,7 @@
 // walks again, running cleanups, to the catching frame. When phase 1 is known
 // to stop at the fiber's body and nowhere below it, phase 2 alone
 // (_Unwind_ForcedUnwind) does exactly what the throw would: the same landing
-// pads in the same order, ending in run_body()'s handler. What phase 1 would
+// pads in the same order, ending in run_body()'s catch (...). What phase 1 would
 // answer depends only on the frames' return addresses: walk_to_body()
 // (src/unwind/) reads them with a per-thread cache of decoded frame rules.
 //
@@ -49,7 +49,7 @@ namespace {
 constexpr _Unwind_Exception_Class kExceptionClass = 0x57454654494e5452ull;
 
 // The stop function of _Unwind_ForcedUnwind: never stops a frame; the body's
-// handler for abi::__forced_unwind ends the unwind. Reaching the end of the
+// catch (...) ends the unwind. Reaching the end of the
 // stack means the walk was wrong: nothing sensible is left to do.
 _Unwind_Reason_Code stop_never(int, _Unwind_Action actions, _Unwind_Exception_Class,
                                _Unwind_Exception*, _Unwind_Context*, void*) {
@@ -63,9 +63,10 @@ _Unwind_Reason_Code stop_never(int, _Unwind_Action actions, _Unwind_Exception_Cl
 }
 
 // The handlers of FiberTask::run_body() (include/weft/detail/fiber_core.hpp):
-// catch (const Interrupted&), catch (abi::__forced_unwind&), catch (...).
-// A call site in its frame with more holds inlined user code's handlers.
-constexpr unsigned kBodyHandlers = 3;
+// catch (const Interrupted&) and catch (...), which ends this unwind
+// (FiberCore::body_failed -> end_unwind). A call site in its frame with more
+// holds inlined user code's handlers.
+constexpr unsigned kBodyHandlers = 2;
 
 }  // namespace
 
@@ -98,7 +99,7 @@ void FiberControl::unwind_interrupted() {
   WEFT_CHECK(unwind::check_against_libgcc(checked),
              "interrupt_unwind: fiber {}'s stack walk disagrees with libgcc's", core().id());
 #endif
-  // As take_interrupt_cause(), without building the cause: body_unwound()
+  // As take_interrupt_cause(), without building the cause: end_unwind()
   // builds it once, from the request (it stays pending).
   const std::uint32_t before =
       core().interrupt_flags_.fetch_or(FiberCore::kDelivered, std::memory_order_relaxed);
@@ -108,7 +109,7 @@ void FiberControl::unwind_interrupted() {
   x->unwind_exception.exception_class = kExceptionClass;
   x->unwind_exception.exception_cleanup = nullptr;  // it lives in FiberExtras
   x->unwinding = true;
-  eh_add_uncaught(+1);  // what __cxa_throw does; body_unwound() undoes it
+  eh_add_uncaught(+1);  // what __cxa_throw does; end_unwind() undoes it
 #if WEFT_CONTEXT_ASAN
   __asan_handle_no_return();  // as ASan's __cxa_throw interceptor: the frames below go
 #endif
@@ -125,11 +126,6 @@ bool FiberControl::end_unwind(Cause& out) noexcept {
   eh_add_uncaught(-1);
   out = interrupt_cause();
   return true;
-}
-
-void FiberCore::body_unwound(Cause& out) noexcept {
-  // Another's forced unwind (a thread cancellation) is handled as before.
-  if (!control(*this).end_unwind(out)) body_failed(out);
 }
 
 }  // namespace weft::detail

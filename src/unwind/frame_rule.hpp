@@ -33,7 +33,7 @@
 namespace weft::detail::unwind {
 
 // Is the walker built for this target (x86-64 Linux, libstdc++: its
-// personality's LSDA and abi::__forced_unwind)? Elsewhere decode() says
+// personality's LSDA and exception globals)? Elsewhere decode() says
 // "not walkable" for everything and interrupts are always thrown.
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && defined(__GLIBCXX__)
 #define WEFT_UNWIND_WALK 1

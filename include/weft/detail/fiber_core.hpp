@@ -27,9 +27,6 @@
 #include <utility>
 #include <variant>
 #include <weft/source_location.hpp>
-#if defined(__GLIBCXX__)
-#include <cxxabi.h>  // abi::__forced_unwind
-#endif
 
 namespace weft {
 struct ForkOptions;
@@ -149,13 +146,12 @@ class FiberCore {
   // (docs/performance.md, "Interruption: frames of our own").
   virtual void run_body(Cause& out) noexcept = 0;
   // body_interrupted() and body_failed() are run_body()'s two handlers: the
-  // body ended by an Interrupted (`e`), or by any other exception (current).
+  // body ended by an Interrupted (`e`), or by any other exception (current),
+  // which includes this fiber's interrupt delivered by the unwinder's phase 2
+  // alone (RuntimeOptions::interrupt_unwind: a foreign forced unwind, which
+  // only `catch (...)` may catch without binding a null reference).
   void body_interrupted(const Interrupted& e, Cause& out) noexcept;
   void body_failed(Cause& out) noexcept;
-  // body_unwound() is the handler for a forced unwind: this fiber's interrupt
-  // delivered by phase 2 alone (RuntimeOptions::interrupt_unwind), or another
-  // one's (a thread cancellation: then as body_failed()).
-  void body_unwound(Cause& out) noexcept;
   // destroy_callable() destroys the callable (its captures are finalizers too).
   virtual void destroy_callable() noexcept = 0;
   // store_exit() builds the Exit from the stored value (empty cause) or the cause.
@@ -287,10 +283,6 @@ class FiberTask final : public FiberState<T> {
       }
     } catch (const Interrupted& e) {
       this->body_interrupted(e, out);
-#if defined(__GLIBCXX__)
-    } catch (abi::__forced_unwind&) {
-      this->body_unwound(out);
-#endif
     } catch (...) {
       this->body_failed(out);
     }
