@@ -62,12 +62,6 @@ _Unwind_Reason_Code stop_never(int, _Unwind_Action actions, _Unwind_Exception_Cl
   return _URC_NO_REASON;
 }
 
-// The handlers of FiberTask::run_body() (include/weft/detail/fiber_core.hpp):
-// catch (const Interrupted&) and catch (...), which ends this unwind
-// (FiberCore::body_failed -> end_unwind). A call site in its frame with more
-// holds inlined user code's handlers.
-constexpr unsigned kBodyHandlers = 2;
-
 }  // namespace
 
 void FiberControl::enter_body(FiberCore& f, Cause& out) noexcept {
@@ -92,7 +86,7 @@ void FiberControl::unwind_interrupted() {
 #endif
   const unwind::Walk walk =
       unwind::walk_to_body(fp, reinterpret_cast<std::uintptr_t>(&FiberControl::enter_body),
-                           kBodyHandlers, reinterpret_cast<std::uintptr_t>(stack.base),
+                           reinterpret_cast<std::uintptr_t>(stack.base),
                            reinterpret_cast<std::uintptr_t>(stack.top()), chain);
   if (walk != unwind::Walk::clear) return;
 #ifdef WEFT_DEBUG_ASSERTS

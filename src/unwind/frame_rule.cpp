@@ -8,6 +8,9 @@
 #include "unwind/frame_rule.hpp"
 
 #include <cstring>
+#include <typeinfo>
+
+#include <weft/interrupted.hpp>
 
 extern "C" {
 // libgcc (unwind-dw2-fde.h; exported by libgcc_s.so.1 since GCC_3.0, and by
@@ -364,47 +367,93 @@ bool run_cfa(const std::uint8_t* p, const std::uint8_t* end, const Cie& cie,
   return true;
 }
 
-// handlers_at() reads the LSDA: the number of handler records in the action
-// chain of the call site holding `ip` (0: none, or cleanups only), or
-// FrameRule::kTerminate when `ip` is missing from the call-site table.
-std::uint8_t handlers_at(const std::uint8_t* lsda, const dwarf_eh_bases& bases, std::uintptr_t func,
-                         std::uintptr_t ip) noexcept {
+std::size_t encoded_size(std::uint8_t enc) noexcept {
+  switch (enc & 0x07) {
+    case kAbsPtr:
+      return sizeof(std::uintptr_t);
+    case kUdata2:
+      return 2;
+    case kUdata4:
+      return 4;
+    case kUdata8:
+      return 8;
+    default:
+      return 0;  // LEB128 entries: not in a type table
+  }
+}
+
+// read_handlers() reads the LSDA at the call site holding `ip`: the number
+// of handler records in its action chain (0: none, or cleanups only), or
+// FrameRule::kTerminate when `ip` is missing from the call-site table; and
+// whether the chain is exactly `catch (const Interrupted&)` then
+// `catch (...)`, run_body()'s own pair (a try of inlined code that ends in
+// its own catch (...) does not chain to the outer handlers, so a count alone
+// cannot tell the two apart).
+void read_handlers(const std::uint8_t* lsda, const dwarf_eh_bases& bases, std::uintptr_t func,
+                   std::uintptr_t ip, FrameRule& rule) noexcept {
+  rule.handlers = FrameRule::kTerminate;
   Reader r{lsda};
   std::uintptr_t lp_start = func;
   const std::uint8_t lp_enc = r.u8();
-  if (lp_enc != kOmit && !r.encoded(lp_enc, bases, func, lp_start)) return FrameRule::kTerminate;
-  (void)lp_start;                 // landing pads are not followed, only the actions
-  if (r.u8() != kOmit) r.uleb();  // the type table's offset: types are not read
+  if (lp_enc != kOmit && !r.encoded(lp_enc, bases, func, lp_start)) return;
+  (void)lp_start;  // landing pads are not followed, only the actions
+  const std::uint8_t ttype_enc = r.u8();
+  const std::uint8_t* ttype_base = nullptr;
+  if (ttype_enc != kOmit) {
+    const std::uint64_t off = r.uleb();
+    ttype_base = r.p + off;
+  }
   const std::uint8_t cs_enc = r.u8();
   const std::uint64_t cs_len = r.uleb();
   const std::uint8_t* cs_end = r.p + cs_len;  // the action table follows
+  // type_at(): the type_info of a positive filter (null: catch (...)).
+  auto type_at = [&](std::int64_t filter, bool& ok) -> const std::type_info* {
+    const std::size_t size = encoded_size(ttype_enc);
+    ok = ttype_base != nullptr && size != 0;
+    if (!ok) return nullptr;
+    Reader t{ttype_base - static_cast<std::size_t>(filter) * size};
+    std::uintptr_t v = 0;
+    ok = t.encoded(ttype_enc, bases, func, v);
+    return reinterpret_cast<const std::type_info*>(v);
+  };
   while (r.p < cs_end) {
     std::uintptr_t start, len, lp;
     if (!r.encoded(cs_enc & 0x0f, bases, func, start) ||
         !r.encoded(cs_enc & 0x0f, bases, func, len) || !r.encoded(cs_enc & 0x0f, bases, func, lp)) {
-      return FrameRule::kTerminate;
+      return;
     }
     const std::uint64_t action = r.uleb();
     // Records are sorted by start and relative to the function's start (as
     // the personality reads them; only landing pads are from lp_start).
-    if (ip < func + start) return FrameRule::kTerminate;  // not in the table
+    if (ip < func + start) return;  // not in the table: terminate
     if (ip >= func + start + len) continue;
-    if (action == 0) return 0;  // a cleanup or nothing
+    rule.handlers = 0;
+    if (action == 0) return;  // a cleanup or nothing
     // The chain: (filter, next) pairs from cs_end + action - 1; a filter of
     // 0 is a cleanup, > 0 a catch clause, < 0 an exception specification.
     Reader a{cs_end + action - 1};
-    std::uint8_t n = 0;
+    std::int64_t filters[2] = {0, 0};
     for (int guard = 0; guard < 64; ++guard) {
       const std::int64_t filter = a.sleb();
       const std::uint8_t* next_at = a.p;
       const std::int64_t next = a.sleb();
-      if (filter != 0) ++n;
-      if (next == 0) return n;
+      if (filter != 0) {
+        if (rule.handlers < 2) filters[rule.handlers] = filter;
+        ++rule.handlers;
+      }
+      if (next == 0) break;
       a.p = next_at + next;
+      if (guard == 63) rule.handlers = FrameRule::kTerminate;  // too long to judge
     }
-    return FrameRule::kTerminate;  // a chain this long: not ours to judge
+    if (rule.handlers == 2 && filters[0] > 0 && filters[1] > 0) {
+      bool ok0 = false, ok1 = false;
+      const std::type_info* first = type_at(filters[0], ok0);
+      const std::type_info* second = type_at(filters[1], ok1);
+      rule.body_pair =
+          ok0 && ok1 && first != nullptr && *first == typeid(Interrupted) && second == nullptr;
+    }
+    return;
   }
-  return FrameRule::kTerminate;  // past the table
 }
 
 #endif  // WEFT_UNWIND_WALK
@@ -464,8 +513,8 @@ FrameRule decode(std::uintptr_t ra) noexcept {
   rule.ra_offset = static_cast<std::int32_t>(row.ra_off);
   rule.rbp_saved = row.rbp_saved;
   rule.rbp_offset = static_cast<std::int32_t>(row.rbp_off);
-  rule.handlers =
-      lsda == 0 ? 0 : handlers_at(reinterpret_cast<const std::uint8_t*>(lsda), bases, pc_begin, ip);
+  if (lsda != 0)
+    read_handlers(reinterpret_cast<const std::uint8_t*>(lsda), bases, pc_begin, ip, rule);
   // A frame with no personality has no LSDA: phase 1 passes it.
   rule.walkable = true;
 #else

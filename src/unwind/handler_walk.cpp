@@ -50,8 +50,8 @@ bool load(std::uintptr_t at, std::uintptr_t lo, std::uintptr_t hi, std::uintptr_
 
 }  // namespace
 
-Walk walk_to_body(const void* fp, std::uintptr_t body_caller, unsigned body_handlers,
-                  std::uintptr_t lo, std::uintptr_t hi, Chain* chain) noexcept {
+Walk walk_to_body(const void* fp, std::uintptr_t body_caller, std::uintptr_t lo, std::uintptr_t hi,
+                  Chain* chain) noexcept {
   if constexpr (!kSupported) {
     return Walk::unknown;
   } else {
@@ -79,7 +79,7 @@ Walk walk_to_body(const void* fp, std::uintptr_t body_caller, unsigned body_hand
         chain->frames = depth + 1;
       }
       if (lookup(c, next_rip).func == body_caller) {  // `cur` is the body
-        return cur.handlers == body_handlers ? Walk::clear : Walk::handler;
+        return cur.body_pair ? Walk::clear : Walk::handler;
       }
       if (cur.handlers != 0) return Walk::handler;
       rip = next_rip;

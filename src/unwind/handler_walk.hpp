@@ -18,10 +18,10 @@ enum class Walk {
 // `fp` (built with one: fp[0] is the caller's rbp, fp[1] the return address)
 // and walks up until the frame whose caller is the function starting at
 // `body_caller`: that frame is the body's. Every frame below it must have no
-// handler at its call site, and the body's frame exactly `body_handlers`:
-// the runtime's own; one more is user code inlined into it (a lambda's
-// try/catch), which phase 1 would stop at first. Every address read lies in
-// [lo, hi), the stack.
+// handler at its call site, and the body's frame exactly run_body()'s own
+// pair (FrameRule::body_pair): code inlined into it with a try of its own
+// (a lambda's catch, a timeout's scope) changes the chain, and phase 1
+// would stop there first. Every address read lies in [lo, hi), the stack.
 // When `chain` is given, the walked frames' return addresses and stack
 // pointers are recorded in it (check_against_libgcc() compares them).
 struct Chain {
@@ -30,8 +30,8 @@ struct Chain {
   std::uintptr_t sp[kMax];  // its stack pointer at that call
   int frames = 0;
 };
-Walk walk_to_body(const void* fp, std::uintptr_t body_caller, unsigned body_handlers,
-                  std::uintptr_t lo, std::uintptr_t hi, Chain* chain = nullptr) noexcept;
+Walk walk_to_body(const void* fp, std::uintptr_t body_caller, std::uintptr_t lo, std::uintptr_t hi,
+                  Chain* chain = nullptr) noexcept;
 
 // check_against_libgcc() walks the calling stack with libgcc's
 // _Unwind_Backtrace and says whether it meets every frame of `chain`, in
