@@ -49,6 +49,9 @@ struct RuntimeOptions {
   // passed (a stack with one gets the throw). About a quarter less per
   // interrupt (docs/performance.md, "Round 4"). The environment
   // variable WEFT_INTERRUPT_UNWIND=1 (or 0) overrides it for every Runtime.
+  // KNOWN HOLE, do not turn it on in production: a body whose frame inlines
+  // a try with the same two handlers as the runtime's own (acquire_release's
+  // at -O1 and above) is taken for the body's frame (docs/internals.md).
   bool interrupt_unwind = false;
   std::string name = "weft";  // prefix of worker thread names
   // monitor_interval: how often the runtime's monitor thread looks at busy
