@@ -215,9 +215,7 @@ void FiberControl::stop_scope_children() noexcept {
 }
 
 Cause FiberControl::take_scope_cause() {
-  const std::uint32_t before =
-      core().interrupt_flags_.fetch_or(FiberCore::kScopeDelivered, std::memory_order_relaxed);
-  if ((before & FiberCore::kScopeDelivered) == 0) note_delivered();
+  mark_delivered(FiberCore::kScopeDelivered);
   return scope_cause();
 }
 

@@ -356,6 +356,13 @@ class FiberControl final : public WaitOwner {
   void complete_unstarted() noexcept;
   // note_delivered() counts and traces the first delivery of an interrupt.
   void note_delivered() noexcept;
+  // mark_delivered() sets `bit` (kDelivered or kScopeDelivered) and notes the
+  // first delivery. Relaxed: only the fiber itself sets these bits; the
+  // flags' order is given by kPending's seq_cst accesses.
+  void mark_delivered(std::uint32_t bit) noexcept {
+    const std::uint32_t before = core().interrupt_flags_.fetch_or(bit, std::memory_order_relaxed);
+    if ((before & bit) == 0) note_delivered();
+  }
   void prepare_park() noexcept override;
   void cancel_park() noexcept override;
   // suspend() switches out with `action`: straight to the next fiber of its

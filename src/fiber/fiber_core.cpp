@@ -488,11 +488,7 @@ Cause FiberControl::take_wait_cause(bool scoped) {
 }
 
 Cause FiberControl::take_interrupt_cause() {
-  // relaxed: only the fiber itself sets kDelivered; the flags' order is
-  // given by kPending's seq_cst accesses.
-  const std::uint32_t before =
-      core().interrupt_flags_.fetch_or(FiberCore::kDelivered, std::memory_order_relaxed);
-  if ((before & FiberCore::kDelivered) == 0) note_delivered();
+  mark_delivered(FiberCore::kDelivered);
   return interrupt_cause();
 }
 

@@ -95,9 +95,7 @@ void FiberControl::unwind_interrupted() {
 #endif
   // As take_interrupt_cause(), without building the cause: end_unwind()
   // builds it once, from the request (it stays pending).
-  const std::uint32_t before =
-      core().interrupt_flags_.fetch_or(FiberCore::kDelivered, std::memory_order_relaxed);
-  if ((before & FiberCore::kDelivered) == 0) note_delivered();
+  mark_delivered(FiberCore::kDelivered);
   scheduler_->count(Counter::interrupts_unwound);
   x->unwind_exception = _Unwind_Exception{};
   x->unwind_exception.exception_class = kExceptionClass;
