@@ -60,9 +60,11 @@ TEST_P(RaceScopeTest, test_race_sibling_win_unwinds_contestant_0_on_the_racers_s
   Exit<bool> e = run([&] {
     const FiberId racer = this_fiber::id();
     std::vector<FiberId> seen;
+    std::atomic<bool> started0{false};
     const int v = race(
         [&] {
           OnExit fin([&] { log.add("finalizer 0"); });
+          started0 = true;
           try {
             this_fiber::sleep_for(kLong);
           } catch (const Interrupted& x) {
@@ -72,7 +74,11 @@ TEST_P(RaceScopeTest, test_race_sibling_win_unwinds_contestant_0_on_the_racers_s
           }
           return 1;
         },
-        [] { return 2; });
+        [&] {
+          // A win before contestant 0 ran would skip it (DESIGN 3.2).
+          yield_until([&] { return started0.load(); });
+          return 2;
+        });
     log.add("race returned");
     // Sticky only inside the scope: the racer goes on uninterrupted.
     this_fiber::check_interrupt();
@@ -182,6 +188,7 @@ TEST_P(RaceScopeTest, test_race_racer_interrupted_while_contestant_0_unwinds_ret
   // finalizer) the racer itself is interrupted: the winner's value is
   // returned and the interrupt stays pending for the next yield point.
   std::atomic<bool> unwinding{false};
+  std::atomic<bool> started0{false};
   std::atomic<int> returned{0};
   Exit<bool> e = run([&] {
     Deferred<int> release;
@@ -192,10 +199,14 @@ TEST_P(RaceScopeTest, test_race_racer_interrupted_while_contestant_0_unwinds_ret
               unwinding = true;
               (void)release.await();  // a finalizer runs masked
             });
+            started0 = true;
             this_fiber::sleep_for(kLong);
             return 1;
           },
-          [] { return 2; });
+          [&] {
+            yield_until([&] { return started0.load(); });  // contestant 0 ran (3.2)
+            return 2;
+          });
       returned = v;
       this_fiber::check_interrupt();
       returned = -1;
@@ -310,14 +321,19 @@ TEST_P(RaceScopeTest, test_race_first_contestant_0_failing_first_wins) {
 TEST_P(RaceScopeTest, test_race_first_sibling_failing_first_unwinds_contestant_0) {
   EventLog log;
   Exit<bool> e = run([&] {
+    std::atomic<bool> started0{false};
     try {
       (void)race_first(
           [&] {
             OnExit fin([&] { log.add("finalizer 0"); });
+            started0 = true;
             this_fiber::sleep_for(kLong);
             return 1;
           },
-          []() -> int { throw Boom("one"); });
+          [&]() -> int {
+            yield_until([&] { return started0.load(); });  // contestant 0 ran (3.2)
+            throw Boom("one");
+          });
     } catch (const Boom& b) {
       return std::string(b.what()) == "one";
     }
@@ -452,16 +468,18 @@ TEST_P(RaceScopeTest, test_race_where_the_racer_is_masked_forks_contestant_0) {
 TEST_P(RaceScopeTest, test_race_vector_sibling_win_unwinds_contestant_0) {
   EventLog log;
   Exit<int> e = run([&] {
+    std::atomic<bool> started0{false};
     std::vector<std::function<int()>> fs;
     fs.emplace_back([&] {
       OnExit fin([&] { log.add("finalizer 0"); });
+      started0 = true;
       this_fiber::sleep_for(kLong);
       return 0;
     });
     for (int i = 1; i < 4; ++i)
-      fs.emplace_back([i]() -> int {
+      fs.emplace_back([i, &started0]() -> int {
         if (i != 3) throw Boom("fails");
-        this_fiber::yield();
+        yield_until([&] { return started0.load(); });  // contestant 0 ran (3.2)
         return i;
       });
     return race(fs);
@@ -473,14 +491,19 @@ TEST_P(RaceScopeTest, test_race_vector_sibling_win_unwinds_contestant_0) {
 TEST_P(RaceScopeTest, test_race_contestant_0_stop_token_stops_at_the_sibling_win) {
   Exit<bool> e = run([] {
     std::atomic<bool> stopped{false};
+    std::atomic<bool> started0{false};
     const int v = race(
         [&] {
           std::stop_token t = this_fiber::stop_token();
           std::stop_callback cb(t, [&] { stopped = true; });
+          started0 = true;
           this_fiber::sleep_for(kLong);
           return 1;
         },
-        [] { return 2; });
+        [&] {
+          yield_until([&] { return started0.load(); });  // contestant 0 ran (3.2)
+          return 2;
+        });
     // The racer's own token was not stopped.
     return v == 2 && stopped.load() && !this_fiber::stop_token().stop_requested();
   });
