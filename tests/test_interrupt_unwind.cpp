@@ -13,6 +13,7 @@
 
 #include <weft/deferred.hpp>
 #include <weft/mutex.hpp>
+#include <weft/on_exit.hpp>
 #include <weft/semaphore.hpp>
 #include <weft/timeout.hpp>
 
@@ -148,9 +149,9 @@ TEST_P(UnwindTest, test_unwind_declines_for_catch_all_and_a_swallowed_interrupt_
   EXPECT_EQ(unwound(), 0u);
 }
 
-// The body inlined into run_body()'s frame (always_inline, at every -O):
-// its handlers then share the frame with the runtime's, and the walk must
-// tell them apart by their number.
+// The body inlined into run_body()'s frame (always_inline; at -O0 into the
+// std::invoke frame below it): its handlers then share the frame with the
+// runtime's, and the walk must tell them apart.
 TEST_P(UnwindTest, test_unwind_declines_for_a_catch_inlined_into_the_body_frame) {
   EventLog log;
   Exit<void> e = run([&] {
@@ -169,6 +170,59 @@ TEST_P(UnwindTest, test_unwind_declines_for_a_catch_inlined_into_the_body_frame)
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(log.events(), (std::vector<std::string>{"caught Interrupted"}));
   EXPECT_EQ(unwound(), 0u);
+}
+
+// The same, with the very handlers run_body() has: catch (const
+// Interrupted&), then catch (...). Phase 1 would stop at the inlined try;
+// a walk that read only the handler types would take it for the body's
+// own and skip the user's catch (const Interrupted&).
+TEST_P(UnwindTest, test_unwind_declines_for_the_runtimes_own_pair_inlined_into_the_body_frame) {
+  EventLog log;
+  std::atomic<int> uncaught_after{-1};
+  Exit<void> e = run([&] {
+    Deferred<int> never;
+    Fiber<void> target = fork([&]() __attribute__((always_inline)) {
+      try {
+        never.await();
+      } catch (const Interrupted&) {
+        log.add("caught Interrupted");
+        throw;
+      } catch (...) {
+        log.add("caught ...");
+        throw;
+      }
+    });
+    wait_parked(target);
+    EXPECT_TRUE(target.interrupt().interrupted());
+    uncaught_after = std::uncaught_exceptions();
+  });
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(log.events(), (std::vector<std::string>{"caught Interrupted"}));
+  EXPECT_EQ(unwound(), 0u);
+  EXPECT_EQ(uncaught_after.load(), 0);
+}
+
+// acquire_release's use() parked: its release runs once with the interrupt,
+// whether its try (the runtime's pair again) is inlined into the body frame
+// or not.
+TEST_P(UnwindTest, test_unwind_acquire_release_use_parked_releases_once) {
+  EventLog log;
+  Exit<void> e = run([&] {
+    Deferred<int> never;
+    Fiber<void> target = fork([&] {
+      acquire_release([] { return 7; }, [&](int) { return never.await(); },
+                      [&](int r, const Cause& c) {
+                        log.add("release " + std::to_string(r) + " " +
+                                std::to_string(c.interrupted_only()) + " " +
+                                std::to_string(std::uncaught_exceptions()));
+                      });
+      log.add("unreachable");
+    });
+    wait_parked(target);
+    EXPECT_TRUE(target.interrupt().interrupted());
+  });
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(log.events(), (std::vector<std::string>{"release 7 1 0"}));  // in its catch
 }
 
 TEST_P(UnwindTest, test_unwind_takes_a_body_inlined_with_cleanups_only) {

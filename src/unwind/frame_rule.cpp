@@ -10,6 +10,7 @@
 #include <cstring>
 #include <typeinfo>
 
+#include <weft/detail/fiber_core.hpp>
 #include <weft/interrupted.hpp>
 
 extern "C" {
@@ -385,10 +386,12 @@ std::size_t encoded_size(std::uint8_t enc) noexcept {
 // read_handlers() reads the LSDA at the call site holding `ip`: the number
 // of handler records in its action chain (0: none, or cleanups only), or
 // FrameRule::kTerminate when `ip` is missing from the call-site table; and
-// whether the chain is exactly `catch (const Interrupted&)` then
-// `catch (...)`, run_body()'s own pair (a try of inlined code that ends in
-// its own catch (...) does not chain to the outer handlers, so a count alone
-// cannot tell the two apart).
+// whether the chain is exactly run_body()'s own: `catch (const
+// Interrupted&)`, `catch (const BodyMark&)`, `catch (...)`. Neither a count
+// nor the runtime's first and last types alone tell it apart: a try of
+// inlined code that ends in its own catch (...) does not chain to the outer
+// handlers, and acquire_release's try has exactly `catch (const
+// Interrupted&)`, `catch (...)`. BodyMark, never thrown, is run_body's alone.
 void read_handlers(const std::uint8_t* lsda, const dwarf_eh_bases& bases, std::uintptr_t func,
                    std::uintptr_t ip, FrameRule& rule) noexcept {
   rule.handlers = FrameRule::kTerminate;
@@ -432,25 +435,26 @@ void read_handlers(const std::uint8_t* lsda, const dwarf_eh_bases& bases, std::u
     // The chain: (filter, next) pairs from cs_end + action - 1; a filter of
     // 0 is a cleanup, > 0 a catch clause, < 0 an exception specification.
     Reader a{cs_end + action - 1};
-    std::int64_t filters[2] = {0, 0};
+    std::int64_t filters[3] = {0, 0, 0};
     for (int guard = 0; guard < 64; ++guard) {
       const std::int64_t filter = a.sleb();
       const std::uint8_t* next_at = a.p;
       const std::int64_t next = a.sleb();
       if (filter != 0) {
-        if (rule.handlers < 2) filters[rule.handlers] = filter;
+        if (rule.handlers < 3) filters[rule.handlers] = filter;
         ++rule.handlers;
       }
       if (next == 0) break;
       a.p = next_at + next;
       if (guard == 63) rule.handlers = FrameRule::kTerminate;  // too long to judge
     }
-    if (rule.handlers == 2 && filters[0] > 0 && filters[1] > 0) {
-      bool ok0 = false, ok1 = false;
+    if (rule.handlers == 3 && filters[0] > 0 && filters[1] > 0 && filters[2] > 0) {
+      bool ok0 = false, ok1 = false, ok2 = false;
       const std::type_info* first = type_at(filters[0], ok0);
       const std::type_info* second = type_at(filters[1], ok1);
-      rule.body_pair =
-          ok0 && ok1 && first != nullptr && *first == typeid(Interrupted) && second == nullptr;
+      const std::type_info* third = type_at(filters[2], ok2);
+      rule.body_chain = ok0 && ok1 && ok2 && first != nullptr && *first == typeid(Interrupted) &&
+                        second != nullptr && *second == typeid(BodyMark) && third == nullptr;
     }
     return;
   }

@@ -56,9 +56,10 @@ struct FrameRule {
   // table (std::terminate) or the chain could not be read.
   std::uint8_t handlers = 0;
   static constexpr std::uint8_t kTerminate = 0xff;
-  // The chain is exactly catch (const Interrupted&) then catch (...):
-  // FiberTask::run_body()'s own handlers, and nothing inlined with its own.
-  bool body_pair = false;
+  // The chain is exactly catch (const Interrupted&), catch (const
+  // BodyMark&), catch (...): FiberTask::run_body()'s own handlers (BodyMark
+  // is never thrown, and is named nowhere else), not an inlined try's.
+  bool body_chain = false;
 };
 
 // decode() reads the rule of the frame whose return address (for the frame

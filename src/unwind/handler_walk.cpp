@@ -79,7 +79,7 @@ Walk walk_to_body(const void* fp, std::uintptr_t body_caller, std::uintptr_t lo,
         chain->frames = depth + 1;
       }
       if (lookup(c, next_rip).func == body_caller) {  // `cur` is the body
-        return cur.body_pair ? Walk::clear : Walk::handler;
+        return cur.body_chain ? Walk::clear : Walk::handler;
       }
       if (cur.handlers != 0) return Walk::handler;
       rip = next_rip;

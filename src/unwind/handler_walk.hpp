@@ -19,9 +19,9 @@ enum class Walk {
 // and walks up until the frame whose caller is the function starting at
 // `body_caller`: that frame is the body's. Every frame below it must have no
 // handler at its call site, and the body's frame exactly run_body()'s own
-// pair (FrameRule::body_pair): code inlined into it with a try of its own
-// (a lambda's catch, a timeout's scope) changes the chain, and phase 1
-// would stop there first. Every address read lies in [lo, hi), the stack.
+// chain (FrameRule::body_chain): code inlined into it with a try of its own
+// (a lambda's catch, a timeout's scope, acquire_release) changes the chain,
+// and phase 1 would stop there first. Every address read lies in [lo, hi), the stack.
 // When `chain` is given, the walked frames' return addresses and stack
 // pointers are recorded in it (check_against_libgcc() compares them).
 struct Chain {

@@ -38,6 +38,13 @@ class Scheduler;
 class FiberControl;
 class StackScope;
 
+// BodyMark is never thrown. FiberTask::run_body()'s middle handler, `catch
+// (const BodyMark&)`, gives the body's try a handler chain that no code
+// inlined into the same frame has (acquire_release's try has the other two
+// alone), so the walk of RuntimeOptions::interrupt_unwind tells the body's
+// own call site apart by its types (src/unwind/frame_rule.hpp).
+struct BodyMark {};
+
 // FiberCore is one fiber's handle (refcounted, type-erased).
 class FiberCore {
  public:
@@ -283,6 +290,8 @@ class FiberTask final : public FiberState<T> {
       }
     } catch (const Interrupted& e) {
       this->body_interrupted(e, out);
+    } catch (const BodyMark&) {  // never thrown: marks this chain (above)
+      this->body_failed(out);
     } catch (...) {
       this->body_failed(out);
     }
