@@ -3,6 +3,7 @@
 // same, to the fiber and its awaiter, as the throw; and every case where it
 // would not be declines to the throw. Debug builds also check each walk
 // against libgcc's _Unwind_Backtrace (a WEFT_CHECK in the delivery).
+#include "support/unwind_test.hpp"
 #include "support/weft_test.hpp"
 
 #include <algorithm>
@@ -21,42 +22,12 @@ namespace weft {
 namespace {
 
 using test::EventLog;
+using test::has_interruptor;
 using test::kForever;
+using test::UnwindTest;
 using test::wait_parked;
 
-class UnwindTest : public ::testing::TestWithParam<unsigned> {
- protected:
-  void SetUp() override {
-    RuntimeOptions o;
-    o.workers = GetParam();
-    o.interrupt_unwind = true;
-    rt_ = std::make_unique<Runtime>(o);
-  }
-  void TearDown() override {
-    EXPECT_EQ(rt_->stats().unfinished_roots, 0u) << rt_->dump();
-    rt_.reset();
-  }
-  template <class F>
-  auto run(F&& f) {
-    return rt_->block_on(std::forward<F>(f));
-  }
-  std::uint64_t unwound() const { return rt_->stats().interrupts_unwound; }
-  std::uint64_t delivered() const { return rt_->stats().interrupts_delivered; }
-  // walk_supported: the targets the walker reads (src/unwind/frame_rule.hpp).
-  static constexpr bool kWalks =
-#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBCXX__)
-      true;
-#else
-      false;
-#endif
-  std::unique_ptr<Runtime> rt_;
-};
 WEFT_RUNTIME_TEST_SUITE(UnwindTest);
-
-bool has_interruptor(const Cause& c, FiberId id) {
-  auto v = c.interruptors();
-  return std::find(v.begin(), v.end(), id) != v.end();
-}
 
 // Frames of user code with a finalizer each, the wait at the bottom.
 [[gnu::noinline]] void nested(EventLog& log, Deferred<int>& never, int depth) {

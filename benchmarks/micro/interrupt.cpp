@@ -4,6 +4,8 @@
 //   - interrupt_parked: fork a fiber that installs a finalizer and parks on a
 //     Deferred nobody completes, let it park, interrupt it and await its end
 //     (interrupt_blocked's round, on one worker);
+//   - race_parked_loser: a race whose contestant 0 parks on the racer's
+//     stack and loses to a sibling (the race kernel's round, on one worker);
 //   - throw_floor: the same shape in plain C++, no runtime: a throw from an
 //     out-of-line function, through a frame with one cleanup (the finalizer),
 //     to a catch in that frame. What the unwinder alone costs per interrupt.
@@ -45,6 +47,35 @@ void BM_interrupt_parked(benchmark::State& state) {
   });
 }
 BENCHMARK(BM_interrupt_parked);
+
+// race_parked_loser: race(loser, winner) where contestant 0, on the racer's
+// own stack, installs a finalizer and parks, and the forked winner returns
+// at once: its win fires the race scope, which ends the loser by a
+// ScopeInterrupted (the race kernel's round, on one worker). With
+// WEFT_INTERRUPT_UNWIND=1 that fire is delivered by phase 2 alone.
+void BM_race_parked_loser(benchmark::State& state) {
+  in_fiber(state, [](benchmark::State& s) {
+    Deferred<void> never;
+    int finalized = 0;
+    for (auto _ : s) {
+      bool started = false;
+      const int v = race(
+          [&] {
+            OnExit finalizer{[&] { ++finalized; }};
+            started = true;
+            never.await();
+            return 0;
+          },
+          [&] {
+            while (!started) this_fiber::yield();  // the loser ran (DESIGN 3.2)
+            return 1;
+          });
+      benchmark::DoNotOptimize(v);
+    }
+    benchmark::DoNotOptimize(finalized);
+  });
+}
+BENCHMARK(BM_race_parked_loser);
 
 struct Finalizer {
   int& n;

@@ -101,12 +101,18 @@ Exit<R> run_race_here(std::size_t n, bool first_completion, weft::source_locatio
         value.emplace(Exit<R>::success(call0()));
       }
     } catch (const ScopeInterrupted&) {
-      by_fire = true;  // a sibling's win: ours, the only scope open here
+      by_fire = true;             // a sibling's win: ours, the only scope open here
+    } catch (const ScopeMark&) {  // never thrown: marks this chain (timeout_scope.hpp)
+      by_fire = true;
     } catch (...) {
-      // The racer's own interrupt passes (~Contest interrupts and awaits the
-      // others, ~RaceScope closes).
-      if (scope.caller_interrupting()) throw;
-      error = std::current_exception();
+      if (scope.end_own_unwind()) {
+        by_fire = true;  // ours, delivered by phase 2 alone
+      } else {
+        // The racer's own interrupt passes (~Contest interrupts and awaits
+        // the others, ~RaceScope closes).
+        if (scope.caller_interrupting()) throw;
+        error = std::current_exception();
+      }
     }
     // Disarmed here: no sibling fires after it. The racer's own interrupt,
     // if it came after the win, stays pending (the losers are awaited).

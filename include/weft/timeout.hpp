@@ -95,14 +95,20 @@ auto run_timeout_here(std::chrono::nanoseconds d, F& f) -> Exit<std::optional<ti
         slot.emplace(f());
       }
     } catch (const ScopeInterrupted&) {
-      by_deadline = true;  // ours: the only scope open on this fiber
+      by_deadline = true;         // ours: the only scope open on this fiber
+    } catch (const ScopeMark&) {  // never thrown: marks this chain (timeout_scope.hpp)
+      by_deadline = true;
     } catch (...) {
-      // The caller's own interrupt passes (~TimeoutScope ends the scope);
-      // anything else, an Interrupted rethrown from a join included, is
-      // the task's failure, as a forked task's would be.
-      if (scope.caller_interrupting()) throw;
-      TimeoutScope::Outcome o = scope.finish(false);
-      return Out::failure(TimeoutScope::failure(std::current_exception(), std::move(o.failures)));
+      if (scope.end_own_unwind()) {
+        by_deadline = true;  // ours, delivered by phase 2 alone
+      } else {
+        // The caller's own interrupt passes (~TimeoutScope ends the scope);
+        // anything else, an Interrupted rethrown from a join included, is
+        // the task's failure, as a forked task's would be.
+        if (scope.caller_interrupting()) throw;
+        TimeoutScope::Outcome o = scope.finish(false);
+        return Out::failure(TimeoutScope::failure(std::current_exception(), std::move(o.failures)));
+      }
     }
   }
   TimeoutScope::Outcome o = scope.finish(by_deadline);

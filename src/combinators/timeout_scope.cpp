@@ -62,6 +62,8 @@ StackScope::Outcome StackScope::finish(bool fire_ended_task) {
 
 bool StackScope::caller_interrupting() const noexcept { return fiber_->interrupting(); }
 
+bool StackScope::end_own_unwind() noexcept { return fiber_->end_scope_unwind(); }
+
 Cause StackScope::interrupted_cause() const { return fiber_->scope_cause(); }
 
 Cause StackScope::failure(std::exception_ptr e, Cause finalizers) {

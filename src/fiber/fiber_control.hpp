@@ -108,6 +108,7 @@ struct FiberExtras {
   // (src/fiber/interrupt_unwind.cpp), and whether it is in flight; owner-only.
   _Unwind_Exception unwind_exception{};
   bool unwinding = false;
+  bool unwinding_scope = false;  // it is the open stack scope's, ending in its frame
 };
 
 // FiberControl is the src-private part of one fiber (see the file comment).
@@ -295,7 +296,7 @@ class FiberControl final : public WaitOwner {
   Cause take_wait_cause(bool scoped) override;
   // unwind_interrupted(): see WaitOwner. Built with a frame pointer (it reads
   // its caller's frame from it) and never noexcept: the unwind starts here.
-  [[gnu::noinline]] void unwind_interrupted() override;
+  [[gnu::noinline]] void unwind_interrupted(bool scoped) override;
   // enter_body() calls f.run_body(out) in a frame of its own: the walk of
   // unwind_interrupted() knows the body's frame as the one it returns to.
   [[gnu::noinline, gnu::noclone]] static void enter_body(FiberCore& f, Cause& out) noexcept;
@@ -303,6 +304,9 @@ class FiberControl final : public WaitOwner {
   // exception was this fiber's interrupt delivered by phase 2 alone (`out`
   // is its cause), false for anything else.
   bool end_unwind(Cause& out) noexcept;
+  // end_scope_unwind() is the same for the stack scope's catch (...): true
+  // when the exception is the scope's fire delivered by phase 2 alone.
+  bool end_scope_unwind() noexcept;
 
   // --- children / supervision ----------------------------------------------------
   void add_child(FiberControl* child) noexcept;

@@ -8,15 +8,20 @@
 // to stop at the fiber's body and nowhere below it, phase 2 alone
 // (_Unwind_ForcedUnwind) does exactly what the throw would: the same landing
 // pads in the same order, ending in run_body()'s catch (...). What phase 1 would
-// answer depends only on the frames' return addresses: walk_to_body()
+// answer depends only on the frames' return addresses: walk_to_catch()
 // (src/unwind/) reads them with a per-thread cache of decoded frame rules.
+// A stack scope's fire (a timeout's deadline, a race sibling's win: a
+// ScopeInterrupted when thrown) is delivered the same way when phase 1 would
+// stop at the scope's own frame, and ends in that frame's catch (...)
+// (end_scope_unwind()).
 //
 // What stays the same for the user: every finalizer runs once, in the same
 // order; std::uncaught_exceptions() counts the unwind (kept by hand: the
 // exception does not come from __cxa_throw); the fiber's Exit carries the
 // same cause. What is declined (the ordinary throw runs instead):
 //  - any catch clause or exception specification between the wait and the
-//    body, including a timeout's or a race's frame on the same stack: a
+//    body (or the scope's frame), including, for the fiber's own
+//    interrupt, a timeout's or a race's frame on the same stack: a
 //    forced unwind would pass `catch (Interrupted&)` (it matches only
 //    `catch (...)` and abi::__forced_unwind) and enter `catch (...)` with an
 //    object it cannot inspect;
@@ -70,13 +75,15 @@ void FiberControl::enter_body(FiberCore& f, Cause& out) noexcept {
   asm volatile("" ::: "memory");
 }
 
-void FiberControl::unwind_interrupted() {
+void FiberControl::unwind_interrupted(bool scoped) {
 #if defined(WEFT_UNWIND_WALK)
   // Read first, so this function always has its frame pointer (the walk
   // starts from it: fp[0] is the caller's rbp, fp[1] its return address).
   const void* fp = __builtin_frame_address(0);
   if (!scheduler_->interrupt_unwind()) return;
-  FiberExtras* x = extras_if_any();
+  // An interrupted fiber has its extras (the interruptor list); a scope's
+  // fire does not make them, so its delivery does (once per fiber).
+  FiberExtras* x = scoped ? &extras() : extras_if_any();
   if (x == nullptr || x->unwinding || eh_in_catch_block()) return;
   const Stack& stack = context_.stack;
   unwind::Chain* chain = nullptr;
@@ -85,22 +92,24 @@ void FiberControl::unwind_interrupted() {
   chain = &checked;
 #endif
   const unwind::Walk walk =
-      unwind::walk_to_body(fp, reinterpret_cast<std::uintptr_t>(&FiberControl::enter_body),
-                           reinterpret_cast<std::uintptr_t>(stack.base),
-                           reinterpret_cast<std::uintptr_t>(stack.top()), chain);
+      unwind::walk_to_catch(fp, scoped ? unwind::Target::scope : unwind::Target::body,
+                            reinterpret_cast<std::uintptr_t>(&FiberControl::enter_body),
+                            reinterpret_cast<std::uintptr_t>(stack.base),
+                            reinterpret_cast<std::uintptr_t>(stack.top()), chain);
   if (walk != unwind::Walk::clear) return;
 #ifdef WEFT_DEBUG_ASSERTS
   WEFT_CHECK(unwind::check_against_libgcc(checked),
              "interrupt_unwind: fiber {}'s stack walk disagrees with libgcc's", core().id());
 #endif
-  // As take_interrupt_cause(), without building the cause: end_unwind()
-  // builds it once, from the request (it stays pending).
-  mark_delivered(FiberCore::kDelivered);
+  // As take_wait_cause(), without building the cause: end_unwind() builds
+  // it once, from the request (it stays pending); the scope's catch needs none.
+  mark_delivered(scoped ? FiberCore::kScopeDelivered : FiberCore::kDelivered);
   scheduler_->count(Counter::interrupts_unwound);
   x->unwind_exception = _Unwind_Exception{};
   x->unwind_exception.exception_class = kExceptionClass;
   x->unwind_exception.exception_cleanup = nullptr;  // it lives in FiberExtras
   x->unwinding = true;
+  x->unwinding_scope = scoped;
   eh_add_uncaught(+1);  // what __cxa_throw does; end_unwind() undoes it
 #if WEFT_CONTEXT_ASAN
   __asan_handle_no_return();  // as ASan's __cxa_throw interceptor: the frames below go
@@ -114,9 +123,19 @@ void FiberControl::unwind_interrupted() {
 bool FiberControl::end_unwind(Cause& out) noexcept {
   FiberExtras* x = extras_if_any();
   if (x == nullptr || !x->unwinding) return false;
+  WEFT_ASSERT(!x->unwinding_scope, "fiber {}: a stack scope's unwind reached the body", id());
   x->unwinding = false;
   eh_add_uncaught(-1);
   out = interrupt_cause();
+  return true;
+}
+
+bool FiberControl::end_scope_unwind() noexcept {
+  FiberExtras* x = extras_if_any();
+  if (x == nullptr || !x->unwinding || !x->unwinding_scope) return false;
+  x->unwinding = false;
+  x->unwinding_scope = false;
+  eh_add_uncaught(-1);  // __cxa_begin_catch leaves a foreign exception's count alone
   return true;
 }
 

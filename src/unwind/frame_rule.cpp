@@ -11,6 +11,7 @@
 #include <typeinfo>
 
 #include <weft/detail/fiber_core.hpp>
+#include <weft/detail/timeout_scope.hpp>
 #include <weft/interrupted.hpp>
 
 extern "C" {
@@ -387,7 +388,8 @@ std::size_t encoded_size(std::uint8_t enc) noexcept {
 // of handler records in its action chain (0: none, or cleanups only), or
 // FrameRule::kTerminate when `ip` is missing from the call-site table; and
 // whether the chain is exactly run_body()'s own: `catch (const
-// Interrupted&)`, `catch (const BodyMark&)`, `catch (...)`. Neither a count
+// Interrupted&)`, `catch (const BodyMark&)`, `catch (...)` (or a stack
+// scope's: the same with ScopeInterrupted and ScopeMark). Neither a count
 // nor the runtime's first and last types alone tell it apart: a try of
 // inlined code that ends in its own catch (...) does not chain to the outer
 // handlers, and acquire_release's try has exactly `catch (const
@@ -453,8 +455,10 @@ void read_handlers(const std::uint8_t* lsda, const dwarf_eh_bases& bases, std::u
       const std::type_info* first = type_at(filters[0], ok0);
       const std::type_info* second = type_at(filters[1], ok1);
       const std::type_info* third = type_at(filters[2], ok2);
-      rule.body_chain = ok0 && ok1 && ok2 && first != nullptr && *first == typeid(Interrupted) &&
-                        second != nullptr && *second == typeid(BodyMark) && third == nullptr;
+      if (ok0 && ok1 && ok2 && first != nullptr && second != nullptr && third == nullptr) {
+        rule.body_chain = *first == typeid(Interrupted) && *second == typeid(BodyMark);
+        rule.scope_chain = *first == typeid(ScopeInterrupted) && *second == typeid(ScopeMark);
+      }
     }
     return;
   }

@@ -60,6 +60,10 @@ struct FrameRule {
   // BodyMark&), catch (...): FiberTask::run_body()'s own handlers (BodyMark
   // is never thrown, and is named nowhere else), not an inlined try's.
   bool body_chain = false;
+  // The chain is exactly catch (const ScopeInterrupted&), catch (const
+  // ScopeMark&), catch (...): a stack scope's (run_timeout_here(),
+  // run_race_here()), whatever frame it is inlined into.
+  bool scope_chain = false;
 };
 
 // decode() reads the rule of the frame whose return address (for the frame

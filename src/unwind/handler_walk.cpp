@@ -50,8 +50,8 @@ bool load(std::uintptr_t at, std::uintptr_t lo, std::uintptr_t hi, std::uintptr_
 
 }  // namespace
 
-Walk walk_to_body(const void* fp, std::uintptr_t body_caller, std::uintptr_t lo, std::uintptr_t hi,
-                  Chain* chain) noexcept {
+Walk walk_to_catch(const void* fp, Target target, std::uintptr_t body_caller, std::uintptr_t lo,
+                   std::uintptr_t hi, Chain* chain) noexcept {
   if constexpr (!kSupported) {
     return Walk::unknown;
   } else {
@@ -78,8 +78,10 @@ Walk walk_to_body(const void* fp, std::uintptr_t body_caller, std::uintptr_t lo,
         chain->sp[depth] = rsp;
         chain->frames = depth + 1;
       }
+      // The scope's frame may be the body's too (its code inlined there).
+      if (target == Target::scope && cur.scope_chain) return Walk::clear;
       if (lookup(c, next_rip).func == body_caller) {  // `cur` is the body
-        return cur.body_chain ? Walk::clear : Walk::handler;
+        return target == Target::body && cur.body_chain ? Walk::clear : Walk::handler;
       }
       if (cur.handlers != 0) return Walk::handler;
       rip = next_rip;

@@ -37,6 +37,13 @@ namespace weft::detail {
 
 class FiberControl;
 
+// ScopeMark is never thrown. The scope's frame catches `const
+// ScopeInterrupted&`, then `const ScopeMark&`, then `...`: a handler chain
+// no other code has, so the walk of RuntimeOptions::interrupt_unwind knows
+// the scope's own try, whatever frame it is inlined into
+// (src/unwind/frame_rule.hpp). Its catch (...) asks end_own_unwind() first.
+struct ScopeMark {};
+
 // StackScope is what TimeoutScope and RaceScope share: a task run on the
 // caller's own stack that something else may end (fire()) the way an
 // interrupter would, from any thread. The subclass says what fires it (a
@@ -65,6 +72,11 @@ class StackScope {
   // caller_interrupting() is true once the caller's own interrupt was
   // delivered in the scope (an exception leaving the task is then that).
   bool caller_interrupting() const noexcept;
+  // end_own_unwind() is the scope frame's catch (...)'s first question: true
+  // when the exception is the scope's fire delivered by the unwinder's
+  // phase 2 alone (RuntimeOptions::interrupt_unwind: a foreign exception,
+  // which nothing else may inspect), then ended; the task ended by the fire.
+  bool end_own_unwind() noexcept;
   // failure() is the cause of a task that threw `e` (an Interrupted's own
   // cause, as a forked task's Exit), then `finalizers`.
   static Cause failure(std::exception_ptr e, Cause finalizers);

@@ -102,8 +102,9 @@ class WaitOwner {
   // phase alone, when that is exactly what the throw would do
   // (RuntimeOptions::interrupt_unwind; src/fiber/interrupt_unwind.cpp). It
   // returns only when it declined: the caller then throws. Not noexcept (the
-  // unwind passes through it).
-  virtual void unwind_interrupted() {}
+  // unwind passes through it). `scoped`: the interrupt is the open stack
+  // scope's (interrupt_scoped()), and the unwind ends in the scope's frame.
+  virtual void unwind_interrupted(bool scoped) { (void)scoped; }
   // note_masked_wait_end() runs after a wait that could not be interrupted
   // (a fiber records a request that arrived meanwhile: FiberCore::kHeldOff).
   virtual void note_masked_wait_end() noexcept {}
@@ -136,8 +137,9 @@ WaitOwner& current_parker() noexcept;
 // each landing pad costs the second phase an _Unwind_Resume and a fresh walk.
 [[noreturn, gnu::always_inline]] inline void throw_wait_interrupted() {
   WaitOwner& owner = current_parker();
-  if (owner.interrupt_scoped()) throw ScopeInterrupted(owner.take_wait_cause(true));
-  owner.unwind_interrupted();  // returns when it declined
+  const bool scoped = owner.interrupt_scoped();
+  owner.unwind_interrupted(scoped);  // returns when it declined
+  if (scoped) throw ScopeInterrupted(owner.take_wait_cause(true));
   throw Interrupted(owner.take_wait_cause(false));
 }
 

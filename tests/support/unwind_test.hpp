@@ -1,0 +1,49 @@
+// UnwindTest: a Runtime with RuntimeOptions::interrupt_unwind on, per worker
+// count, for tests/test_interrupt_unwind*.cpp.
+#pragma once
+
+#include "support/weft_test.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <utility>
+
+#include <weft/weft.hpp>
+
+namespace weft::test {
+
+class UnwindTest : public ::testing::TestWithParam<unsigned> {
+ protected:
+  void SetUp() override {
+    RuntimeOptions o;
+    o.workers = GetParam();
+    o.interrupt_unwind = true;
+    rt_ = std::make_unique<Runtime>(o);
+  }
+  void TearDown() override {
+    EXPECT_EQ(rt_->stats().unfinished_roots, 0u) << rt_->dump();
+    rt_.reset();
+  }
+  template <class F>
+  auto run(F&& f) {
+    return rt_->block_on(std::forward<F>(f));
+  }
+  std::uint64_t unwound() const { return rt_->stats().interrupts_unwound; }
+  std::uint64_t delivered() const { return rt_->stats().interrupts_delivered; }
+  // walk_supported: the targets the walker reads (src/unwind/frame_rule.hpp).
+  static constexpr bool kWalks =
+#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBCXX__)
+      true;
+#else
+      false;
+#endif
+  std::unique_ptr<Runtime> rt_;
+};
+
+inline bool has_interruptor(const Cause& c, FiberId id) {
+  auto v = c.interruptors();
+  return std::find(v.begin(), v.end(), id) != v.end();
+}
+
+}  // namespace weft::test
