@@ -143,10 +143,11 @@ TEST_P(UnwindTest, test_unwind_declines_for_a_catch_inlined_into_the_body_frame)
   EXPECT_EQ(unwound(), 0u);
 }
 
-// The same, with the very handlers run_body() has: catch (const
-// Interrupted&), then catch (...). Phase 1 would stop at the inlined try;
-// a walk that read only the handler types would take it for the body's
-// own and skip the user's catch (const Interrupted&).
+// The same, with the two handlers of run_body() that can match: catch
+// (const Interrupted&), then catch (...) (acquire_release's try has them
+// too). Phase 1 would stop at the inlined try; a walk that read only those
+// types would take it for the body's own and skip the user's catch (const
+// Interrupted&): run_body's never-thrown BodyMark clause tells them apart.
 TEST_P(UnwindTest, test_unwind_declines_for_the_runtimes_own_pair_inlined_into_the_body_frame) {
   EventLog log;
   std::atomic<int> uncaught_after{-1};

@@ -43,11 +43,13 @@ struct RuntimeOptions {
   // interrupt_unwind (experimental, x86-64 Linux with libstdc++): deliver an
   // interrupt to a fiber parked in a weft wait by the C++ unwinder's second
   // phase alone (_Unwind_ForcedUnwind) when a walk of its stack finds no
-  // catch clause between the wait and the fiber's body; else, and on other
-  // targets, it is thrown as always. Finalizers run as for the throw, in the
-  // same order, with std::uncaught_exceptions() > 0; `catch` clauses are never
-  // passed (a stack with one gets the throw). About a quarter less per
-  // interrupt (docs/performance.md, "Round 4"). The environment
+  // catch clause between the wait and the fiber's body (for a timeout's
+  // deadline or a race sibling's win, the timeout's or the race's own
+  // frame); else, and on other targets, it is thrown as always. Finalizers
+  // run as for the throw, in the same order, with std::uncaught_exceptions()
+  // > 0; `catch` clauses are never passed (a stack with one gets the throw).
+  // 13-23 % less per interrupt (docs/performance.md, "Round 4" and "Round
+  // 5"). The environment
   // variable WEFT_INTERRUPT_UNWIND=1 (or 0) overrides it for every Runtime.
   // Off by default: proven on g++ 12, x86-64, with this suite only
   // (docs/internals.md, "Delivery by the unwinder's phase 2 alone").
