@@ -299,7 +299,13 @@ class FiberControl final : public WaitOwner {
   [[gnu::noinline]] void unwind_interrupted(bool scoped) override;
   // enter_body() calls f.run_body(out) in a frame of its own: the walk of
   // unwind_interrupted() knows the body's frame as the one it returns to.
+  // noclone: GCC's IPA may clone it (a .constprop copy at another address);
+  // clang has no such attribute (and -Wunknown-attributes is an error here).
+#if defined(__clang__)
+  [[gnu::noinline]] static void enter_body(FiberCore& f, Cause& out) noexcept;
+#else
   [[gnu::noinline, gnu::noclone]] static void enter_body(FiberCore& f, Cause& out) noexcept;
+#endif
   // end_unwind() is FiberCore::body_failed()'s first step: true when the
   // exception was this fiber's interrupt delivered by phase 2 alone (`out`
   // is its cause), false for anything else.
