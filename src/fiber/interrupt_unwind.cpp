@@ -82,9 +82,9 @@ void FiberControl::unwind_interrupted(bool scoped) {
   const void* fp = __builtin_frame_address(0);
   if (!scheduler_->interrupt_unwind()) return;
   // An interrupted fiber has its extras (the interruptor list); a scope's
-  // fire does not make them, so its delivery does (once per fiber).
-  FiberExtras* x = scoped ? &extras() : extras_if_any();
-  if (x == nullptr || x->unwinding || eh_in_catch_block()) return;
+  // fire does not make them: they are made below, once the walk is clear.
+  FiberExtras* x = extras_if_any();
+  if ((x == nullptr && !scoped) || (x != nullptr && x->unwinding) || eh_in_catch_block()) return;
   const Stack& stack = context_.stack;
   unwind::Chain* chain = nullptr;
 #ifdef WEFT_DEBUG_ASSERTS
@@ -97,6 +97,7 @@ void FiberControl::unwind_interrupted(bool scoped) {
                             reinterpret_cast<std::uintptr_t>(stack.base),
                             reinterpret_cast<std::uintptr_t>(stack.top()), chain);
   if (walk != unwind::Walk::clear) return;
+  if (x == nullptr && (x = extras_nothrow()) == nullptr) return;  // no memory: the throw
 #ifdef WEFT_DEBUG_ASSERTS
   WEFT_CHECK(unwind::check_against_libgcc(checked),
              "interrupt_unwind: fiber {}'s stack walk disagrees with libgcc's", core().id());
