@@ -21,6 +21,7 @@ foreach(source IN LISTS weft_example_sources)
   weft_asio_sanitizer_options("${source}")
   target_link_libraries(${name} PRIVATE weft)
   weft_target_warnings(${name})
+  weft_sanitizer_test_options(${name})
 
   if(WEFT_DEVELOPER_MODE AND NOT first_line STREQUAL "// weft-example: no-ctest")
     add_test(NAME example_${name} COMMAND ${name})

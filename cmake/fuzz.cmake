@@ -24,6 +24,7 @@ add_executable(fuzz_program "${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_program.cpp")
 target_link_libraries(fuzz_program PRIVATE weft weft_test_support)
 target_link_options(fuzz_program PRIVATE -fsanitize=fuzzer)
 weft_target_warnings(fuzz_program)
+weft_sanitizer_test_options(fuzz_program)
 
 # New inputs go to a scratch corpus in the build tree, emptied on every run;
 # the committed seeds in tests/fuzz/corpus/ are only read.

@@ -12,6 +12,7 @@ if(weft_test_support_sources)
   target_include_directories(weft_test_support PRIVATE "${PROJECT_SOURCE_DIR}/src")
   target_link_libraries(weft_test_support PUBLIC weft GTest::gtest GTest::gmock)
   weft_target_warnings(weft_test_support)
+  weft_sanitizer_test_options(weft_test_support)
 else()
   add_library(weft_test_support INTERFACE)
   target_include_directories(weft_test_support INTERFACE "${PROJECT_SOURCE_DIR}/tests")
@@ -26,6 +27,7 @@ target_include_directories(weft_test_rss_budget PRIVATE "${PROJECT_SOURCE_DIR}/t
 # weft: the sanitizer flags and WEFT_ASAN / WEFT_TSAN, which choose the budget.
 target_link_libraries(weft_test_rss_budget PRIVATE weft GTest::gtest)
 weft_target_warnings(weft_test_rss_budget)
+weft_sanitizer_test_options(weft_test_rss_budget)
 
 # The million-scale tests (test_million; test_stack_pool's million stacks)
 # need ~4.7 GB each at full size: in an uninstrumented build they run alone,
@@ -47,6 +49,7 @@ foreach(source IN LISTS weft_test_sources)
   target_link_libraries(${name} PRIVATE
     weft weft_test_support weft_test_rss_budget GTest::gtest_main GTest::gtest GTest::gmock)
   weft_target_warnings(${name})
+  weft_sanitizer_test_options(${name})  # cmake/sanitizers.cmake
   set(serial OFF)
   if(name IN_LIST weft_large_tests AND NOT WEFT_SANITIZE)
     set(serial ON)

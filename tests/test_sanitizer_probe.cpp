@@ -17,6 +17,21 @@ TEST(SanitizerProbeDeathTest, test_sanitizer_probe_asan_catches_heap_overflow) {
       },
       "AddressSanitizer: heap-buffer-overflow");
 }
+
+// UBSan is on in the test files too (cmake/sanitizers.cmake leaves out only
+// its alignment and null checks there). The child exits non-zero whether or
+// not UBSAN_OPTIONS says halt_on_error; the report must be there either way.
+[[gnu::noinline]] int add(int a, int b) { return a + b; }
+
+TEST(SanitizerProbeDeathTest, test_sanitizer_probe_ubsan_catches_signed_overflow) {
+  EXPECT_DEATH(
+      {
+        volatile int max = 2147483647;  // not folded at compile time
+        const int sum = add(max, 1);
+        std::exit(sum == 0 ? 2 : 1);
+      },
+      "runtime error: signed integer overflow");
+}
 #elif defined(WEFT_TSAN)
 TEST(SanitizerProbe, test_sanitizer_probe_tsan_is_compiled_in) {
 #if defined(__SANITIZE_THREAD__)
@@ -32,9 +47,7 @@ TEST(SanitizerProbe, test_sanitizer_probe_tsan_is_compiled_in) {
 #endif
 }
 #else
-TEST(SanitizerProbe, test_sanitizer_probe_plain_build) {
-  GTEST_SKIP() << "not a sanitizer build";
-}
+TEST(SanitizerProbe, test_sanitizer_probe_plain_build) { GTEST_SKIP() << "not a sanitizer build"; }
 #endif
 
 }  // namespace
