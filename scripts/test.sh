@@ -7,13 +7,22 @@
 # Usage: scripts/test.sh [--quick]      (--quick: the dev stage only)
 #
 # Every stage runs every test; a few heavy ones run smaller (or are skipped)
-# under the sanitizers (tests/support/scale.hpp, test::scaled(); each says why):
+# under the sanitizers (tests/support/scale.hpp, test::scaled() and
+# test::race_rounds(); each says why):
 #                                     dev          asan         tsan
 #   test_million (parked fibers)      1,000,000    skipped      skipped
 #   test_stack_pool Large (stacks)    1,000,000    100,000      100,000
-#   test_replay ReplayStress          100,000      20,000       2,000
+#   test_replay ReplayStress          100,000      5,000        500
 #   test_context create_exit_cycles   20,000       20,000       2,000
-#   test_interrupt_stress             1,200 scenarios per worker count, all stages
+#   test_interrupt_stress scenarios   1,200        1,200        240
+#     (per worker count)
+#   race-hunting loops                full         full         a fifth, >= 50
+#     (test::race_rounds: the interrupt, deadline and destroy races of the
+#     sync primitives, test_channel and test_interrupt_delivery, and the
+#     loops of test_exit_switch and test_scheduler's injections; TSan
+#     reports a race from one execution, and a round costs 7-10x ASan's there)
+#   test_scheduler fork tree fibers   11,111       11,111       2,047
+#   test_scheduler parker rounds      20,000       2,000        400
 #   test_dump collapse (parked)       1,000        300          300
 #   example beast_get (Beast, Asio)   built, run   not built    not built
 #     (two minutes of Beast templates per sanitizer stage; the Asio bridge

@@ -1,6 +1,7 @@
 // Channel: FIFO order, bounded waits and hand-offs, close, range-for, plain
 // threads, interruption (nothing lost), destruction, and an MPMC stress test
 // with random interrupts.
+#include "support/scale.hpp"
 #include "support/timed_wait.hpp"
 #include "support/weft_test.hpp"
 
@@ -381,8 +382,9 @@ std::pair<Fiber<void>, Fiber<void>> fork_both(int i, A a, B b) {
 // A send racing the interrupt of a receiver (parked, except every third
 // time): the item ends up either with the receiver or in the channel, exactly once.
 TEST_P(ChannelTest, test_channel_send_races_receiver_interrupt) {
+  constexpr int kRounds = test::race_rounds(2000);
   int with_receiver = 0, in_channel = 0;
-  for (int i = 0; i < 2000; ++i) {
+  for (int i = 0; i < kRounds; ++i) {
     Exit<std::pair<int, int>> e = run([i] {
       Channel<int> ch(1);
       std::atomic<int> got{0};
@@ -405,7 +407,7 @@ TEST_P(ChannelTest, test_channel_send_races_receiver_interrupt) {
     with_receiver += got == 7;
     in_channel += left == 7;
   }
-  EXPECT_EQ(with_receiver + in_channel, 2000);
+  EXPECT_EQ(with_receiver + in_channel, kRounds);
   RecordProperty("with_receiver", with_receiver);
   RecordProperty("in_channel", in_channel);
 }
@@ -414,8 +416,9 @@ TEST_P(ChannelTest, test_channel_send_races_receiver_interrupt) {
 // (parked, except every third time): the sender's item is in the channel
 // exactly when its send() returned normally.
 TEST_P(ChannelTest, test_channel_receive_races_sender_interrupt) {
+  constexpr int kRounds = test::race_rounds(2000);
   int sent_count = 0, refused = 0;
-  for (int i = 0; i < 2000; ++i) {
+  for (int i = 0; i < kRounds; ++i) {
     Exit<std::pair<bool, int>> e = run([i] {
       Channel<int> ch(1);
       ch.send(1);
@@ -441,7 +444,7 @@ TEST_P(ChannelTest, test_channel_receive_races_sender_interrupt) {
     sent_count += sent;
     refused += !sent;
   }
-  EXPECT_EQ(sent_count + refused, 2000);
+  EXPECT_EQ(sent_count + refused, kRounds);
   RecordProperty("sent", sent_count);
   RecordProperty("refused", refused);
 }
@@ -494,7 +497,7 @@ TEST_P(ChannelTest, test_channel_destroyed_with_waiting_senders) {
 // The receiver may destroy the channel while the send() that handed it the
 // item is still returning (ASan checks that send() no longer touches it).
 TEST_P(ChannelTest, test_channel_destroy_right_after_receive) {
-  for (int i = 0; i < 1000; ++i) {
+  for (int i = 0; i < test::race_rounds(1000); ++i) {
     Exit<int> e = run([] {
       auto owner = std::make_unique<Channel<int>>(1);
       Channel<int>* ch = owner.get();

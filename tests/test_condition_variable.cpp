@@ -4,6 +4,7 @@
 // racing an interrupt is never lost), waits between registering and parking,
 // plain threads, std::mutex, misuse and destruction; deterministic races of
 // a notification against a deadline and against an interrupt.
+#include "support/scale.hpp"
 #include "support/timed_wait.hpp"
 #include "support/weft_test.hpp"
 
@@ -576,7 +577,7 @@ TEST_P(ConditionVariableTest,
 // variable may be destroyed, before they return (ASan checks that a
 // notified waiter no longer touches it).
 TEST_P(ConditionVariableTest, test_condition_variable_destroy_right_after_notify_all) {
-  for (int i = 0; i < 300; ++i) {
+  for (int i = 0; i < test::race_rounds(300); ++i) {
     Exit<void> e = run([i] {
       auto owner = std::make_unique<ConditionVariable>();
       ConditionVariable* cv = owner.get();

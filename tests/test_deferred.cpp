@@ -1,5 +1,6 @@
 // Deferred: completion, failure, awaiting from fibers and threads, misuse,
 // interruption of awaiters, destruction with awaiters.
+#include "support/scale.hpp"
 #include "support/timed_wait.hpp"
 #include "support/weft_test.hpp"
 
@@ -253,7 +254,7 @@ TEST_P(DeferredTest, test_deferred_await_is_a_yield_point_even_when_done) {
 // ends interrupted; never both, never hangs, and the value is always there.
 TEST_P(DeferredTest, test_deferred_completion_races_interrupt) {
   int got = 0, interrupted = 0;
-  for (int i = 0; i < 2000; ++i) {
+  for (int i = 0; i < test::race_rounds(2000); ++i) {
     Exit<std::pair<bool, bool>> e = run([] {
       Deferred<int> d;
       std::atomic<bool> received{false};
@@ -317,7 +318,7 @@ TEST_P(DeferredTest, test_deferred_destroyed_with_plain_thread_waiter) {
 // either way and the destructor waits for it (ASan checks nobody touches the
 // dead Deferred).
 TEST_P(DeferredTest, test_deferred_destruction_races_interrupt) {
-  for (int i = 0; i < 300; ++i) {
+  for (int i = 0; i < test::race_rounds(300); ++i) {
     Exit<void> e = run([] {
       auto owner = std::make_unique<Deferred<int>>();
       Deferred<int>* d = owner.get();
@@ -340,7 +341,7 @@ TEST_P(DeferredTest, test_deferred_destruction_races_interrupt) {
 // The last awaiter may destroy the Deferred while succeed() is still
 // returning (ASan checks that succeed() no longer touches it by then).
 TEST_P(DeferredTest, test_deferred_destroy_right_after_await) {
-  for (int i = 0; i < 1000; ++i) {
+  for (int i = 0; i < test::race_rounds(1000); ++i) {
     Exit<int> e = run([i] {
       auto owner = std::make_unique<Deferred<int>>();
       Deferred<int>* d = owner.get();

@@ -32,7 +32,7 @@ int worker_index() { return static_cast<int>(detail::current_worker_any()->index
 TEST_P(ExitSwitchTest, test_exit_switch_ends_straight_into_its_joiner) {
   // fork + join: the child's end wakes the joiner into the LIFO slot and
   // switches straight to it.
-  constexpr std::uint64_t kRounds = 2000;
+  constexpr std::uint64_t kRounds = test::race_rounds(std::uint64_t{2000});
   Exit<std::uint64_t> e = run([] {
     const std::uint64_t before = direct_exits();
     std::uint64_t sum = 0;

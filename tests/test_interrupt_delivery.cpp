@@ -1,4 +1,5 @@
 // DESIGN 3.1, 3.2, 3.8: delivery of interrupts, not-started fibers, back-pressure.
+#include "support/scale.hpp"
 #include "support/weft_test.hpp"
 
 #include <algorithm>
@@ -215,7 +216,7 @@ TEST_P(DeliveryTest, test_interrupt_uninterruptible_target_delays_interrupt) {
 
 TEST_P(DeliveryTest, test_interrupt_races_wakeup) {
   Exit<void> e = run([&] {
-    for (int round = 0; round < 500; ++round) {
+    for (int round = 0; round < test::race_rounds(500); ++round) {
       Fiber<int> producer = fork([] {
         this_fiber::yield();
         return 1;
@@ -240,7 +241,7 @@ TEST_P(DeliveryTest, test_interrupt_races_wakeup) {
 
 TEST_P(DeliveryTest, test_interrupt_races_completion) {
   Exit<void> e = run([&] {
-    for (int round = 0; round < 500; ++round) {
+    for (int round = 0; round < test::race_rounds(500); ++round) {
       std::atomic<int> finalizers{0};
       Fiber<int> target = fork([&] {
         OnExit fin([&] { ++finalizers; });
@@ -262,7 +263,7 @@ TEST_P(DeliveryTest, test_interrupt_races_completion) {
 
 TEST_P(DeliveryTest, test_interrupt_two_interrupters_same_exit) {
   Exit<void> e = run([&] {
-    for (int round = 0; round < 200; ++round) {
+    for (int round = 0; round < test::race_rounds(200); ++round) {
       std::atomic<int> finalizers{0};
       Fiber<void> target = fork([&] {
         OnExit fin([&] { ++finalizers; });

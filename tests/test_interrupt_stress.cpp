@@ -6,8 +6,9 @@
 // and (fixture) no fiber, handle or stack leaked.
 //
 // The seed is printed; rerun a failure with WEFT_SEED=<seed>. Scale with
-// WEFT_STRESS_SCENARIOS (default 1200 scenarios per worker count; each makes
-// ~80 interrupt/complete races).
+// WEFT_STRESS_SCENARIOS (default 1200 scenarios per worker count, 240 under
+// TSan; each makes ~80 interrupt/complete races).
+#include "support/scale.hpp"
 #include "support/weft_test.hpp"
 
 #include <algorithm>
@@ -173,13 +174,14 @@ std::uint64_t seed_from_env() {
   return std::random_device{}();
 }
 
-// The default is the same in every build: 1200 scenarios per worker count
-// take ~0.5 s in the dev build, ~4 s under ASan and ~17 s under TSan on 2 busy
-// cores. WEFT_STRESS_SCENARIOS also sets test_replay's count (100,000 in the
-// dev build): 20,000 of these took 13 minutes under ASan on a busy machine.
+// The default: 1200 scenarios per worker count take ~0.5 s in the dev build
+// and ~4 s under ASan on 2 busy cores; TSan runs a fifth of them
+// (race_rounds()), as 1200 took 46-95 s there. WEFT_STRESS_SCENARIOS sets the
+// count in every build, and also test_replay's (100,000 in the dev build):
+// 20,000 of these took 13 minutes under ASan on a busy machine.
 int scenarios_from_env() {
   if (const char* s = std::getenv("WEFT_STRESS_SCENARIOS")) return std::atoi(s);
-  return 1200;
+  return test::race_rounds(1200);
 }
 
 class InterruptStress : public RuntimeTest {};

@@ -1,5 +1,6 @@
 // Latch: countdown, waiting fibers and threads, arrive_and_wait,
 // interruption, misuse, destruction.
+#include "support/scale.hpp"
 #include "support/timed_wait.hpp"
 #include "support/weft_test.hpp"
 
@@ -150,8 +151,9 @@ TEST_P(LatchTest, test_latch_interrupted_before_arrive_does_not_count) {
 // count_down() racing the interrupt of a waiter: the waiter either returns
 // (and then the count is zero) or ends interrupted; the latch is released.
 TEST_P(LatchTest, test_latch_count_down_races_waiter_interrupt) {
+  constexpr int kRounds = test::race_rounds(2000);
   int returned = 0, interrupted = 0;
-  for (int i = 0; i < 2000; ++i) {
+  for (int i = 0; i < kRounds; ++i) {
     Exit<bool> e = run([i] {
       Latch l(1);
       std::atomic<bool> passed{false};
@@ -171,7 +173,7 @@ TEST_P(LatchTest, test_latch_count_down_races_waiter_interrupt) {
     });
     (e.value() ? returned : interrupted)++;
   }
-  EXPECT_EQ(returned + interrupted, 2000);
+  EXPECT_EQ(returned + interrupted, kRounds);
   RecordProperty("returned", returned);
   RecordProperty("interrupted", interrupted);
 }
@@ -216,7 +218,7 @@ TEST_P(LatchTest, test_latch_destroyed_with_waiters_wakes_them_with_error) {
 // The last waiter may destroy the latch while the count_down() that released
 // it is still returning (ASan checks it).
 TEST_P(LatchTest, test_latch_destroy_right_after_wait) {
-  for (int i = 0; i < 1000; ++i) {
+  for (int i = 0; i < test::race_rounds(1000); ++i) {
     Exit<void> e = run([i] {
       auto owner = std::make_unique<Latch>(1);
       Latch* l = owner.get();

@@ -1,6 +1,7 @@
 // Mutex: exclusion, standard lock guards, FIFO hand-off, plain threads,
 // interruption (an interrupted waiter never owns it; guards unlock while
 // unwinding), misuse and destruction.
+#include "support/scale.hpp"
 #include "support/timed_wait.hpp"
 #include "support/weft_test.hpp"
 
@@ -211,8 +212,9 @@ TEST_P(MutexTest, test_mutex_guard_released_by_interrupted_fiber) {
 // unlock() racing the interrupt of the waiter: either the waiter got the
 // mutex (and released it), or it did not; the mutex ends up free either way.
 TEST_P(MutexTest, test_mutex_unlock_races_waiter_interrupt) {
+  constexpr int kRounds = test::race_rounds(2000);
   int acquired = 0, interrupted = 0;
-  for (int i = 0; i < 2000; ++i) {
+  for (int i = 0; i < kRounds; ++i) {
     Exit<bool> e = run([i] {
       Mutex m;
       m.lock();
@@ -234,7 +236,7 @@ TEST_P(MutexTest, test_mutex_unlock_races_waiter_interrupt) {
     });
     (e.value() ? acquired : interrupted)++;
   }
-  EXPECT_EQ(acquired + interrupted, 2000);
+  EXPECT_EQ(acquired + interrupted, kRounds);
   RecordProperty("acquired", acquired);
   RecordProperty("interrupted", interrupted);
 }
@@ -280,7 +282,7 @@ TEST_P(MutexTest, test_mutex_destroyed_with_waiters_wakes_them_with_error) {
 // The new owner may destroy the mutex while the unlock() that handed it over
 // is still returning (ASan checks that unlock() no longer touches it).
 TEST_P(MutexTest, test_mutex_destroy_right_after_lock) {
-  for (int i = 0; i < 1000; ++i) {
+  for (int i = 0; i < test::race_rounds(1000); ++i) {
     Exit<void> e = run([] {
       auto owner = std::make_unique<Mutex>();
       Mutex* m = owner.get();

@@ -1,8 +1,8 @@
 // Deterministic replay (RuntimeOptions::deterministic) and the randomized
 // program stress test built on it.
 //
-// ReplayStress runs WEFT_STRESS_SCENARIOS (default 100000; 20000 under ASan,
-// 2000 under TSan, see kReplayScenarios) random programs
+// ReplayStress runs WEFT_STRESS_SCENARIOS (default 100000; 5000 under ASan,
+// 500 under TSan, see kReplayScenarios) random programs
 // (tests/support/program.hpp: fork trees blocking on every primitive, masks,
 // Scopes, races, timeouts, finalizers that suspend or throw, interrupters),
 // each on a fresh deterministic runtime whose seed also generates the
@@ -24,11 +24,12 @@ namespace weft {
 namespace {
 
 // ReplayStress's default: 100,000 programs take ~75 s in the dev build and
-// 5-15x longer under a sanitizer. ASan runs 20,000 (~65 s on 2 busy cores;
-// the fuzz stage adds coverage-guided programs under ASan). TSan runs 2,000:
-// a deterministic runtime drives every worker from one thread, so TSan has
-// little to check here; ParallelStress puts the programs on real threads.
-constexpr std::uint64_t kReplayScenarios = test::scaled(100'000, 20'000, 2'000);
+// 5-15x longer under a sanitizer. ASan runs 5,000 (20,000 took 144 s on 2
+// busy cores; the fuzz stage adds coverage-guided programs under ASan). TSan
+// runs 500 (2,000 took 53 s): a deterministic runtime drives every worker
+// from one thread, so TSan has little to check here; ParallelStress puts the
+// programs on real threads.
+constexpr std::uint64_t kReplayScenarios = test::scaled(100'000, 5'000, 500);
 
 std::uint64_t env_or(const char* name, std::uint64_t fallback) {
   if (const char* s = std::getenv(name)) return std::strtoull(s, nullptr, 10);

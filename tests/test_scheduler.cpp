@@ -32,28 +32,44 @@ struct LiveSet {
   void leave() { --live; }
 };
 
-long tree(LiveSet& s, int depth, long index) {
+// tree() is a fan_out-ary fork tree of the given depth whose leaves return
+// their index: the sum of 0 .. fan_out^depth - 1.
+long tree(LiveSet& s, int fan_out, int depth, long index) {
   s.enter();
   long sum = index;
   if (depth > 0) {
     std::vector<Fiber<long>> kids;
-    kids.reserve(10);
+    kids.reserve(static_cast<std::size_t>(fan_out));
     sum = 0;
-    for (long i = 0; i < 10; ++i)
-      kids.push_back(fork([&s, depth, index, i] { return tree(s, depth - 1, index * 10 + i); }));
+    for (long i = 0; i < fan_out; ++i)
+      kids.push_back(fork([&s, fan_out, depth, index, i] {
+        return tree(s, fan_out, depth - 1, index * fan_out + i);
+      }));
     for (auto& k : kids) sum += k.join();
   }
   s.leave();
   return sum;
 }
 
+// tree_sum() is what tree(s, fan_out, depth, 0) returns.
+constexpr long tree_sum(int fan_out, int depth) {
+  long leaves = 1;
+  for (int d = 0; d < depth; ++d) leaves *= fan_out;
+  return (leaves - 1) * leaves / 2;
+}
+
 TEST_P(SchedulerTest, test_scheduler_fork_tree_runs_depth_first) {
   // 10-ary, depth 4: 11,111 fibers. Most-recent-first scheduling keeps the
   // set of started-but-unfinished fibers near depth x fan-out per worker;
-  // breadth-first (FIFO) would start thousands at once.
+  // breadth-first (FIFO) would start thousands at once. Under TSan, where a
+  // fiber costs ~2.5 ms (__tsan_create_fiber + __tsan_destroy_fiber alone),
+  // a binary tree of depth 10: 2,047 fibers, and breadth-first would still
+  // start its 1,023 inner ones at once, above the bound below.
+  constexpr int kFanOut = static_cast<int>(test::scaled(10, 10, 2));
+  constexpr int kDepth = static_cast<int>(test::scaled(4, 4, 10));
   LiveSet s;
-  Exit<long> e = run([&] { return tree(s, 4, 0); });
-  EXPECT_EQ(e.value(), 9999L * 10000 / 2);
+  Exit<long> e = run([&] { return tree(s, kFanOut, kDepth, 0); });
+  EXPECT_EQ(e.value(), tree_sum(kFanOut, kDepth));
   EXPECT_LT(s.max.load(), 200L * workers()) << "live set too large: not depth-first";
 }
 
@@ -220,7 +236,9 @@ TEST_P(SchedulerTest, test_scheduler_direct_switch_publishes_a_parker_after_its_
   // before its stack is saved would run on two workers at once (its stack
   // canary below, ASan and TSan catch that).
   if (workers() < 2) GTEST_SKIP() << "needs a waker that can run on another worker";
-  static constexpr int kRounds = static_cast<int>(test::scaled(20000, 2000));
+  // 2,000 under ASan; 400 under TSan, where each round's fiber costs ~2.5 ms
+  // (its TSan fiber): the canary hunts in full in the dev stage.
+  static constexpr int kRounds = static_cast<int>(test::scaled(20000, 2000, 400));
   Exit<bool> e = run([] {
     Semaphore sem(0);
     std::atomic<int> children{0};
@@ -349,7 +367,9 @@ TEST(InjectQueueTest, test_inject_queue_concurrent_ring_each_item_once) {
 // (more spawns than the ring holds, so some may spill).
 TEST_P(SchedulerTest, test_scheduler_injections_from_many_threads_all_run) {
   constexpr int kThreads = 4;
-  constexpr int kEach = 3000;
+  constexpr int kEach = test::race_rounds(3000);
+  static_assert(static_cast<std::size_t>(kThreads * kEach) >
+                detail::InjectQueue<detail::FiberControl>::capacity());
   std::atomic<int> ran{0};
   std::latch start(kThreads);
   std::vector<std::thread> spawners;
@@ -387,8 +407,8 @@ TEST(SchedulerWideTest, test_scheduler_sleeper_set_beyond_64_workers) {
   }
   {
     LiveSet live;
-    Exit<long> e = rt.block_on([&] { return tree(live, 3, 0); });
-    EXPECT_EQ(e.value(), 999L * 1000 / 2);
+    Exit<long> e = rt.block_on([&] { return tree(live, 10, 3, 0); });
+    EXPECT_EQ(e.value(), tree_sum(10, 3));
   }
   while (!all_asleep()) std::this_thread::yield();
 }

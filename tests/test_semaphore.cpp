@@ -1,6 +1,7 @@
 // Semaphore: counting, bounded concurrency, FIFO hand-off, plain threads,
 // interruption (an interrupted waiter takes no permit; finalizers release
 // held permits), destruction.
+#include "support/scale.hpp"
 #include "support/timed_wait.hpp"
 #include "support/weft_test.hpp"
 
@@ -186,8 +187,9 @@ TEST_P(SemaphoreTest, test_semaphore_permit_released_by_interrupted_fiber) {
 // release() racing the interrupt of the waiter: exactly one permit exists
 // afterwards, either held by the waiter or available.
 TEST_P(SemaphoreTest, test_semaphore_release_races_waiter_interrupt) {
+  constexpr int kRounds = test::race_rounds(2000);
   int acquired = 0, left = 0;
-  for (int i = 0; i < 2000; ++i) {
+  for (int i = 0; i < kRounds; ++i) {
     Exit<std::pair<bool, std::size_t>> e = run([i] {
       Semaphore s(0);
       std::atomic<bool> got{false};
@@ -208,7 +210,7 @@ TEST_P(SemaphoreTest, test_semaphore_release_races_waiter_interrupt) {
     acquired += got;
     left += available == 1;
   }
-  EXPECT_EQ(acquired + left, 2000);
+  EXPECT_EQ(acquired + left, kRounds);
   RecordProperty("acquired", acquired);
   RecordProperty("left", left);
 }
@@ -258,7 +260,7 @@ TEST_P(SemaphoreTest, test_semaphore_destroyed_with_waiters_wakes_them_with_erro
 // The last acquirer may destroy the semaphore while the release() that
 // handed it the permit is still returning (ASan checks it).
 TEST_P(SemaphoreTest, test_semaphore_destroy_right_after_acquire) {
-  for (int i = 0; i < 1000; ++i) {
+  for (int i = 0; i < test::race_rounds(1000); ++i) {
     Exit<void> e = run([] {
       auto owner = std::make_unique<Semaphore>(0);
       Semaphore* s = owner.get();
