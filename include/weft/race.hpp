@@ -93,27 +93,20 @@ Exit<R> run_race_here(std::size_t n, bool first_completion, weft::source_locatio
   const bool ran = scope.open();
   bool by_fire = !ran;  // a sibling won before it ran (DESIGN 3.2)
   if (ran) {
-    try {
-      if constexpr (std::is_void_v<R>) {
-        call0();
-        value.emplace(Exit<R>::success());
-      } else {
-        value.emplace(Exit<R>::success(call0()));
-      }
-    } catch (const ScopeInterrupted&) {
-      by_fire = true;             // a sibling's win: ours, the only scope open here
-    } catch (const ScopeMark&) {  // never thrown: marks this chain (timeout_scope.hpp)
-      by_fire = true;
-    } catch (...) {
-      if (scope.end_own_unwind()) {
-        by_fire = true;  // ours, delivered by phase 2 alone
-      } else {
-        // The racer's own interrupt passes (~Contest interrupts and awaits
-        // the others, ~RaceScope closes).
-        if (scope.caller_interrupting()) throw;
-        error = std::current_exception();
-      }
-    }
+    // The racer's own interrupt passes (~Contest interrupts and awaits the
+    // others, ~RaceScope closes).
+    const ScopeEnd end = run_in_scope(
+        scope,
+        [&] {
+          if constexpr (std::is_void_v<R>) {
+            call0();
+            value.emplace(Exit<R>::success());
+          } else {
+            value.emplace(Exit<R>::success(call0()));
+          }
+        },
+        error);
+    by_fire = end == ScopeEnd::fired;  // a sibling's win
     // Disarmed here: no sibling fires after it. The racer's own interrupt,
     // if it came after the win, stays pending (the losers are awaited).
     StackScope::Outcome o = scope.finish(false);

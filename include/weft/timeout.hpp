@@ -87,29 +87,26 @@ auto run_timeout_here(std::chrono::nanoseconds d, F& f) -> Exit<std::optional<ti
   std::optional<V> slot;
   bool by_deadline = scope.expired();  // then f never runs (DESIGN 3.2)
   if (!by_deadline) {
-    try {
-      if constexpr (std::is_void_v<R>) {
-        f();
-        slot.emplace();
-      } else {
-        slot.emplace(f());
-      }
-    } catch (const ScopeInterrupted&) {
-      by_deadline = true;         // ours: the only scope open on this fiber
-    } catch (const ScopeMark&) {  // never thrown: marks this chain (timeout_scope.hpp)
-      by_deadline = true;
-    } catch (...) {
-      if (scope.end_own_unwind()) {
-        by_deadline = true;  // ours, delivered by phase 2 alone
-      } else {
-        // The caller's own interrupt passes (~TimeoutScope ends the scope);
-        // anything else, an Interrupted rethrown from a join included, is
-        // the task's failure, as a forked task's would be.
-        if (scope.caller_interrupting()) throw;
-        TimeoutScope::Outcome o = scope.finish(false);
-        return Out::failure(TimeoutScope::failure(std::current_exception(), std::move(o.failures)));
-      }
+    std::exception_ptr error;
+    // The caller's own interrupt passes (~TimeoutScope ends the scope);
+    // anything else, an Interrupted rethrown from a join included, is the
+    // task's failure, as a forked task's would be.
+    const ScopeEnd end = run_in_scope(
+        scope,
+        [&] {
+          if constexpr (std::is_void_v<R>) {
+            f();
+            slot.emplace();
+          } else {
+            slot.emplace(f());
+          }
+        },
+        error);
+    if (end == ScopeEnd::failed) {
+      TimeoutScope::Outcome o = scope.finish(false);
+      return Out::failure(TimeoutScope::failure(error, std::move(o.failures)));
     }
+    by_deadline = end == ScopeEnd::fired;
   }
   TimeoutScope::Outcome o = scope.finish(by_deadline);
   if (!o.failures.empty()) return Out::failure(std::move(o.failures));

@@ -61,8 +61,9 @@ struct FrameRule {
   // is never thrown, and is named nowhere else), not an inlined try's.
   bool body_chain = false;
   // The chain is exactly catch (const ScopeInterrupted&), catch (const
-  // ScopeMark&), catch (...): a stack scope's (run_timeout_here(),
-  // run_race_here()), whatever frame it is inlined into.
+  // ScopeMark&), catch (...): a stack scope's (run_in_scope(), which
+  // run_timeout_here() and run_race_here() share), whatever frame it is
+  // inlined into.
   bool scope_chain = false;
 };
 

@@ -26,6 +26,7 @@
 #include <weft/cause.hpp>
 #include <weft/detail/local_map.hpp>
 #include <weft/detail/spin_lock.hpp>
+#include <weft/interrupted.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -175,5 +176,35 @@ class RaceScope : public StackScope {
   std::size_t decided_by_ = npos;  // written under lock_ before closed
   bool first_completion_;
 };
+
+// How a task run under a stack scope ended (run_in_scope()).
+enum class ScopeEnd : unsigned char {
+  returned,  // the task returned
+  fired,     // the scope's fire ended it (a deadline, a sibling's win)
+  failed,    // it threw something else: `error`
+};
+
+// run_in_scope() runs task() under `scope` (opened) and says how it ended.
+// This try is the one the interrupt_unwind walk looks for: its handler
+// chain (ScopeInterrupted, ScopeMark, ...) is what the walk asks of the
+// first frame with a handler above a scope's task, inlined here or not.
+// The caller's own interrupt passes through (rethrown), as does nothing
+// else: any other exception is the task's failure, returned in `error`.
+template <class Task>
+ScopeEnd run_in_scope(StackScope& scope, Task&& task, std::exception_ptr& error) {
+  try {
+    task();
+    return ScopeEnd::returned;
+  } catch (const ScopeInterrupted&) {
+    return ScopeEnd::fired;     // ours: the only scope open on this fiber
+  } catch (const ScopeMark&) {  // never thrown: marks this chain (above)
+    return ScopeEnd::fired;
+  } catch (...) {
+    if (scope.end_own_unwind()) return ScopeEnd::fired;  // ours, by phase 2 alone
+    if (scope.caller_interrupting()) throw;
+    error = std::current_exception();
+    return ScopeEnd::failed;
+  }
+}
 
 }  // namespace weft::detail
