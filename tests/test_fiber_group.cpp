@@ -16,6 +16,7 @@ namespace {
 using detail::FiberGroup;
 using test::contains;
 using test::EventLog;
+using test::HoldOtherWorkers;
 using test::kForever;
 using test::wait_parked;
 using test::yield_until;
@@ -28,31 +29,6 @@ template <class T>
 std::size_t interruptor_count(const Fiber<T>& f) {
   return detail::control(detail::core_of(f)).interrupt_cause().interruptors().size();
 }
-
-// HoldOtherWorkers keeps every worker but the caller's busy (spinning, no
-// yield point), so a fiber forked meanwhile cannot be stolen and started.
-class HoldOtherWorkers {
- public:
-  explicit HoldOtherWorkers(unsigned workers) {
-    for (unsigned i = 1; i < workers; ++i)
-      spinners_.push_back(fork([this] {
-        running_.fetch_add(1);
-        while (!release_.load()) {
-        }
-      }));
-    yield_until([&] { return running_.load() == static_cast<int>(spinners_.size()); });
-  }
-  // release() lets the spinners end and awaits them.
-  void release() {
-    release_.store(true);
-    for (auto& s : spinners_) (void)s.await();
-  }
-
- private:
-  std::atomic<int> running_{0};
-  std::atomic<bool> release_{false};
-  std::vector<Fiber<void>> spinners_;
-};
 
 TEST_P(FiberGroupTest, test_fiber_group_member_already_done_is_not_interrupted) {
   Exit<void> e = run([] {

@@ -209,8 +209,11 @@ TEST_P(SchedulerTest,
        test_scheduler_direct_switch_ends_an_interrupted_unstarted_fiber_in_the_loop) {
   // The joiner parks with the interrupted, unstarted child next in its LIFO
   // slot: the child ends unstarted (DESIGN 3.2), and its captures are
-  // destroyed by the worker loop, not on the parking fiber's stack.
-  Exit<bool> e = run([] {
+  // destroyed by the worker loop, not on the parking fiber's stack. The
+  // other workers are held busy: a thief that took the child first would
+  // start it (ASan's stage, 4 workers).
+  Exit<bool> e = run([this] {
+    test::HoldOtherWorkers hold(workers());
     std::atomic<int> ran{0};
     std::atomic<detail::FiberCore*> destroyed_in{nullptr};
     std::atomic<bool> destroyed{false};
@@ -225,6 +228,7 @@ TEST_P(SchedulerTest,
     EXPECT_EQ(ran.load(), 0);
     EXPECT_TRUE(destroyed.load());
     EXPECT_EQ(destroyed_in.load(), nullptr) << "the child ended on another fiber's stack";
+    hold.release();
     return true;
   });
   EXPECT_TRUE(e.ok());

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -73,6 +74,34 @@ template <class P>
 void yield_until(P pred) {
   while (!pred()) this_fiber::yield();
 }
+
+// HoldOtherWorkers keeps every worker but the caller's busy (spinning, no
+// yield point), so a fiber forked meanwhile cannot be stolen and started by
+// another worker: a test that needs the forker's own worker to be the one
+// that meets its child forces it at every worker count. Construct it in a
+// fiber of a runtime with `workers` workers; release() before the end.
+class HoldOtherWorkers {
+ public:
+  explicit HoldOtherWorkers(unsigned workers) {
+    for (unsigned i = 1; i < workers; ++i)
+      spinners_.push_back(fork([this] {
+        running_.fetch_add(1);
+        while (!release_.load()) {
+        }
+      }));
+    yield_until([&] { return running_.load() == static_cast<int>(spinners_.size()); });
+  }
+  // release() lets the spinners end and awaits them.
+  void release() {
+    release_.store(true);
+    for (auto& s : spinners_) (void)s.await();
+  }
+
+ private:
+  std::atomic<int> running_{0};
+  std::atomic<bool> release_{false};
+  std::vector<Fiber<void>> spinners_;
+};
 
 // contains() is true when ids holds id (e.g. a Cause's interruptors).
 inline bool contains(const std::vector<FiberId>& ids, FiberId id) {
