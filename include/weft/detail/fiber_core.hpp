@@ -235,7 +235,7 @@ class FiberState : public FiberCore {
   // Not inlined: every FiberTask<T, F> (one per callable type) calls this one
   // body per T instead of carrying a copy of it (the Exit's and the value's
   // destructors). It was a fifth of a test file's code under ASan, and of
-  // its compile time (docs/performance.md, "Code size per fork").
+  // its compile time (docs/performance.md, "The code a fork costs").
   [[gnu::noinline]] ~FiberState() override {}
   // exit() is the published Exit; only after done().
   Exit<T>& exit() noexcept { return *exit_; }
