@@ -77,9 +77,11 @@ TEST_P(TimeoutScopeTest, test_timeout_inside_a_finalizer_still_fires) {
 
 TEST_P(TimeoutScopeTest, test_timeout_nested_outer_deadline_ends_the_inner_task) {
   EventLog log;
+  std::atomic<bool> inner_started{false};
   Exit<bool> e = run([&] {
-    auto outer = timeout(5ms, [&] {
+    auto outer = timeout(20ms, [&] {
       auto inner = timeout(kLong, [&] {
+        inner_started = true;
         OnExit fin([&] { log.add("inner finalizer"); });
         this_fiber::sleep_for(kLong);
         return 1;
@@ -91,7 +93,14 @@ TEST_P(TimeoutScopeTest, test_timeout_nested_outer_deadline_ends_the_inner_task)
     return !outer.has_value() && pending_timers() == 0;
   });
   EXPECT_TRUE(e.value()) << e;
-  EXPECT_EQ(log.events(), (std::vector<std::string>{"inner finalizer", "outer returned"}));
+  // The outer deadline can pass before the inner task starts (a fresh
+  // clone's ASan stage on a loaded machine passed 5 ms there): then the
+  // inner task never runs (DESIGN 3.2) and has no finalizer. Both are
+  // checked; the first is the common case.
+  if (inner_started.load())
+    EXPECT_EQ(log.events(), (std::vector<std::string>{"inner finalizer", "outer returned"}));
+  else
+    EXPECT_EQ(log.events(), (std::vector<std::string>{"outer returned"}));
 }
 
 TEST_P(TimeoutScopeTest, test_timeout_nested_inner_deadline_returns_to_the_outer_task) {
