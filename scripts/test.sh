@@ -40,10 +40,10 @@
 # examples compile with -g1 and, under ASan, without UBSan's alignment+null
 # check (cmake/sanitizers.cmake: the library keeps -g and every check), the
 # tests share one precompiled header (WEFT_TEST_PCH), and TSan runs a fifth
-# of the race-hunting rounds. Fresh clones on this machine, loaded by other
-# work: dev 708-758 s (build 441-563 s), asan 788 s (build 471 s), tsan's
-# tests 599 s (they were 975 s), against dev 1326, asan 1381 and tsan 1802 s
-# before.
+# of the race-hunting rounds. A fresh clone at round 6, the machine
+# otherwise idle: dev 529 s (build 377), asan 812 s (build 475), tsan 670 s
+# (build 290), fuzz 155 s; 2166 s in all. Before, a fresh clone under load
+# took dev 1326, asan 1381 and tsan 1802 s.
 # WEFT_STRESS_SCENARIOS / WEFT_SEED set the count and seed of both stress
 # tests in every stage; WEFT_SANITIZER_SCENARIOS sets WEFT_STRESS_SCENARIOS
 # for the asan and tsan stages only.
