@@ -47,15 +47,8 @@
 #include <string>
 #include <vector>
 
+#include "scheduler/fence.hpp"
 #include "weft/detail/assert.hpp"
-
-#if defined(WEFT_TSAN) || defined(__SANITIZE_THREAD__)
-#define WEFT_DETAIL_DEQUE_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define WEFT_DETAIL_DEQUE_TSAN 1
-#endif
-#endif
 
 namespace weft::detail {
 
@@ -109,11 +102,6 @@ class ChaseLevDeque {
     const std::unique_ptr<std::atomic<T*>[]> slots;
   };
 
-#ifdef WEFT_DETAIL_DEQUE_TSAN
-  static constexpr bool kTsan = true;
-#else
-  static constexpr bool kTsan = false;
-#endif
   // Orders that replace a fence under TSan (see the header comment).
   static constexpr std::memory_order kPushBottomStore =
       kTsan ? std::memory_order_release : std::memory_order_relaxed;
@@ -126,20 +114,7 @@ class ChaseLevDeque {
   static constexpr std::memory_order kStealBottomLoad =
       kTsan ? std::memory_order_seq_cst : std::memory_order_acquire;
 
-  // A seq_cst fence. On x86-64 with clang it is spelled as the locked no-op
-  // RMW on the stack that g++ itself emits for atomic_thread_fence(seq_cst)
-  // (a full barrier; the "memory" clobber makes it a compiler barrier for
-  // every access, atomics included). Clang 14 emits mfence instead, which on
-  // the AMD EPYC we run on made push+pop 4.5x slower (24.7 ns vs 5.5 ns).
-  static void fence_seq_cst() noexcept {
-    if constexpr (!kTsan) {
-#if defined(__clang__) && defined(__x86_64__)
-      asm volatile("lock orq $0, (%%rsp)" ::: "memory", "cc");
-#else
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-#endif
-    }
-  }
+  static void fence_seq_cst() noexcept { detail::fence_seq_cst(); }
   static void fence_release() noexcept {
     if constexpr (!kTsan) std::atomic_thread_fence(std::memory_order_release);
   }

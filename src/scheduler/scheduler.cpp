@@ -1,6 +1,7 @@
 #include "scheduler/scheduler.hpp"
 
 #include "io/reactor.hpp"
+#include "scheduler/fence.hpp"
 
 #include <weft/detail/fiber_group.hpp>
 #include <weft/fiber.hpp>
@@ -130,10 +131,22 @@ void Scheduler::notify_work(bool after_plain_store) noexcept {
   // Dekker with a worker going to sleep: it increments sleepers_ (or
   // decrements spinning_) and then re-checks every queue; we publish work
   // and then read both counts. All seq_cst, so one side sees the other. A
-  // push made with a plain store needs a seq_cst read-modify-write here (not
-  // a fence: TSan does not model fences).
-  const int sleepers = after_plain_store ? sleepers_.fetch_add(0, std::memory_order_seq_cst)
-                                         : sleepers_.load(std::memory_order_seq_cst);
+  // push made with a plain store is followed by a seq_cst fence, paired
+  // with the one the sleeper issues before its re-check (C++20
+  // [atomics.order] p4.3: of two seq_cst fences, the later one's side sees
+  // what the other side stored before its fence). Not a read-modify-write
+  // of sleepers_: every worker pushes, and an RMW would bounce that line
+  // between their cores on each push (src/scheduler/fence.hpp). Under TSan,
+  // which does not model fences, the RMW it is: that one pairs with the
+  // sleeper's own RMW of sleepers_ (add_sleeper).
+  if (after_plain_store) {
+    if constexpr (kTsan) {
+      sleepers_.fetch_add(0, std::memory_order_seq_cst);
+    } else {
+      fence_seq_cst();
+    }
+  }
+  const int sleepers = sleepers_.load(std::memory_order_seq_cst);
   if (sleepers == 0) return;
   // Go's wakep(): a spinning worker will find the work; otherwise wake one
   // and count it as spinning before it runs, so concurrent pushers do not

@@ -26,6 +26,7 @@
 #include "fiber/fiber_control.hpp"
 #include "fiber/run_state.hpp"
 #include "io/reactor.hpp"
+#include "scheduler/fence.hpp"
 #include "scheduler/futex.hpp"
 #include "wait/thread_parker.hpp"
 
@@ -310,7 +311,10 @@ void Worker::idle() {
   wake_word_.store(kAsleep, std::memory_order_relaxed);
   sched_.add_sleeper(this);
   // Re-check after announcing ourselves (the pusher reads sleepers_ after
-  // pushing; both sides are seq_cst, so one of us sees the other).
+  // pushing; both sides are seq_cst, so one of us sees the other). The fence
+  // pairs with the one a deque pusher issues in notify_work: our queue reads
+  // below are relaxed. (TSan: add_sleeper's RMW pairs with the pusher's.)
+  fence_seq_cst();
   // Another worker's LIFO slot does not count: its owner runs it next, and
   // if the owner is stuck the monitor wakes a thief for it (steal_stranded).
   bool work = sched_.has_injected() || sched_.stopping() || has_stealable_work();
@@ -540,13 +544,11 @@ void Worker::after_switch(FiberControl* f) {
 // a seq_cst no-op RMW on our run_seq_ (TSan checks the reads' happens-before,
 // given by the slot's release store and our load, not this order).
 void Worker::hazard_fence() noexcept {
-#if defined(WEFT_DETAIL_DEQUE_TSAN)
-  run_seq_.fetch_add(0, std::memory_order_seq_cst);
-#elif defined(__clang__) && defined(__x86_64__)
-  asm volatile("lock orq $0, (%%rsp)" ::: "memory", "cc");  // as ChaseLevDeque's fence
-#else
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-#endif
+  if constexpr (kTsan) {
+    run_seq_.fetch_add(0, std::memory_order_seq_cst);
+  } else {
+    fence_seq_cst();
+  }
 }
 
 // finish() ends f's life as a running fiber: in the worker loop, or on the
