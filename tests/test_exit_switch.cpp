@@ -103,8 +103,12 @@ TEST_P(ExitSwitchTest, test_exit_switch_after_the_fiber_it_woke_was_stolen) {
 TEST_P(ExitSwitchTest, test_exit_switch_leaves_an_interrupted_unstarted_fiber_to_the_loop) {
   // A fiber ends with an interrupted, never-started daemon next in its LIFO
   // slot: its exit goes to the worker loop, which ends the daemon there
-  // (its captures are destroyed on no fiber's stack, DESIGN 3.2).
+  // (its captures are destroyed on no fiber's stack, DESIGN 3.2). The other
+  // workers are held busy: a thief could take the daemon from the LIFO slot
+  // (steal_stranded) and start it before the interrupt, if the OS stops the
+  // ender's thread in between (a dev `ctest -j2` run, 4 workers).
   Exit<bool> e = run([this] {
+    test::HoldOtherWorkers hold(workers());
     const std::uint64_t before = direct_exits();
     Semaphore ended(0);
     std::atomic<detail::FiberCore*> destroyed_in{nullptr};
@@ -131,6 +135,7 @@ TEST_P(ExitSwitchTest, test_exit_switch_leaves_an_interrupted_unstarted_fiber_to
     if (workers() == 1) {
       EXPECT_EQ(direct_exits() - before, 0u);
     }
+    hold.release();
     return true;
   });
   EXPECT_TRUE(e.ok());
