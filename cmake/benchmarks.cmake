@@ -2,6 +2,7 @@
 # the kernels shared with the peers (../shared/BENCHMARKS.md), each printing
 # "BENCH <name> <value> <unit>". benchmarks/micro/<name>.cpp -> micro_<name>:
 # Google Benchmark runs of internals, hence src/ on the include path.
+# benchmarks/machine/<name>.cpp -> machine_<name>: see below.
 
 file(GLOB weft_kernel_sources CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/benchmarks/kernels/*.cpp")
 foreach(source IN LISTS weft_kernel_sources)
@@ -9,6 +10,16 @@ foreach(source IN LISTS weft_kernel_sources)
   add_executable(kernel_${name} "${source}")
   target_link_libraries(kernel_${name} PRIVATE weft)
   weft_target_warnings(kernel_${name})
+endforeach()
+
+# benchmarks/machine/<name>.cpp -> machine_<name>: facts about the machine
+# that benchmarks/compare prints beside its table (no weft in them).
+file(GLOB weft_machine_sources CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/benchmarks/machine/*.cpp")
+foreach(source IN LISTS weft_machine_sources)
+  get_filename_component(name "${source}" NAME_WE)
+  add_executable(machine_${name} "${source}")
+  target_link_libraries(machine_${name} PRIVATE Threads::Threads)
+  weft_target_warnings(machine_${name})
 endforeach()
 
 file(GLOB weft_micro_sources CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/benchmarks/micro/*.cpp")
