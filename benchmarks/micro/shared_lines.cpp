@@ -2,9 +2,11 @@
 // worker makes it: the measurement next to round 7's two fixes
 // (docs/performance.md, "Round 7: the lines every fork wrote").
 //
-//  - BM_CoreToCoreRoundTrip: two threads hand a line back and forth; half of
-//    it is what one transfer between these two cores costs (the machine's
-//    floor for anything shared).
+//  - BM_CoreToCoreRoundTrip: two threads hand a line back and forth. Google
+//    Benchmark divides the time by both threads' iterations, so the figure
+//    is half a round trip: one transfer between the two cores (the
+//    machine's floor for anything shared; machine_core_to_core prints the
+//    whole round trip).
 //  - BM_IdFromSharedCounter vs BM_IdFromWeft: a fiber id from one fetch_add
 //    on a process-wide counter (weft before round 7) against
 //    detail::new_fiber_id() (per-thread blocks of ids).
