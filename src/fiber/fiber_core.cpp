@@ -50,7 +50,7 @@ std::int64_t live_fiber_objects() noexcept {
 
 // Each thread takes ids from the shared counter in blocks (Go's goidcache,
 // _GoidCacheBatch): one fetch_add per fiber on a counter that every worker
-// forks from moved its cache line between the cores on each fork, 17 % of
+// forks from moved its cache line between the cores on each fork, 16 % of
 // skynet's time at 2 workers here (docs/performance.md, "Round 7"). Ids stay
 // unique, and ordered within a thread; across threads they are not in
 // creation order (nothing promised that).

@@ -18,16 +18,16 @@
 #include <atomic>
 
 #if defined(WEFT_TSAN) || defined(__SANITIZE_THREAD__)
-#define WEFT_DETAIL_DEQUE_TSAN 1
+#define WEFT_DETAIL_TSAN 1
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
-#define WEFT_DETAIL_DEQUE_TSAN 1
+#define WEFT_DETAIL_TSAN 1
 #endif
 #endif
 
 namespace weft::detail {
 
-#ifdef WEFT_DETAIL_DEQUE_TSAN
+#ifdef WEFT_DETAIL_TSAN
 inline constexpr bool kTsan = true;
 #else
 inline constexpr bool kTsan = false;
