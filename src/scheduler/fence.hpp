@@ -49,4 +49,18 @@ inline void fence_seq_cst() noexcept {
   }
 }
 
+// store_load_barrier(stand_in) is the barrier between a plain store and a
+// later load of another location: fence_seq_cst(), or under TSan a seq_cst
+// no-op read-modify-write of `stand_in`, which TSan does model (the caller
+// picks an atomic whose other side also writes it, or whose order TSan does
+// not need to see).
+template <class T>
+inline void store_load_barrier(std::atomic<T>& stand_in) noexcept {
+  if constexpr (kTsan) {
+    stand_in.fetch_add(0, std::memory_order_seq_cst);
+  } else {
+    fence_seq_cst();
+  }
+}
+
 }  // namespace weft::detail

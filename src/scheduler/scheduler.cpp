@@ -139,13 +139,7 @@ void Scheduler::notify_work(bool after_plain_store) noexcept {
   // between their cores on each push (src/scheduler/fence.hpp). Under TSan,
   // which does not model fences, the RMW it is: that one pairs with the
   // sleeper's own RMW of sleepers_ (add_sleeper).
-  if (after_plain_store) {
-    if constexpr (kTsan) {
-      sleepers_.fetch_add(0, std::memory_order_seq_cst);
-    } else {
-      fence_seq_cst();
-    }
-  }
+  if (after_plain_store) store_load_barrier(sleepers_);
   const int sleepers = sleepers_.load(std::memory_order_seq_cst);
   if (sleepers == 0) return;
   // Go's wakep(): a spinning worker will find the work; otherwise wake one

@@ -543,13 +543,7 @@ void Worker::after_switch(FiberControl* f) {
 // our seq_cst load of the slot sees its fiber. TSan ignores fences: there,
 // a seq_cst no-op RMW on our run_seq_ (TSan checks the reads' happens-before,
 // given by the slot's release store and our load, not this order).
-void Worker::hazard_fence() noexcept {
-  if constexpr (kTsan) {
-    run_seq_.fetch_add(0, std::memory_order_seq_cst);
-  } else {
-    fence_seq_cst();
-  }
-}
+void Worker::hazard_fence() noexcept { store_load_barrier(run_seq_); }
 
 // finish() ends f's life as a running fiber: in the worker loop, or on the
 // stack of the fiber its exit switched to (`on_fiber_stack`), where the
