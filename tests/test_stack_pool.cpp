@@ -235,6 +235,31 @@ TEST_F(StackPoolTest, test_stack_pool_falls_back_to_canary_stacks_when_the_budge
   EXPECT_EQ(pool.guarded_mapped(), 2u) << "guarded stacks are kept, not unmapped";
 }
 
+TEST_F(StackPoolTest, test_stack_pool_slabs_double_up_to_the_maximum) {
+  // Slabs of 2, 4, 8, then 8 and 8 stacks: within a slab each stack starts
+  // one span above the previous; between two slabs it cannot (a new slab
+  // begins with the page that holds its lowest stack's canary).
+  StackPool& pool = make_pool(
+      {.stack_size = 16 * 1024, .guard_pages = false, .slab_stacks = 2, .slab_stacks_max = 8});
+  std::vector<Stack> stacks;
+  for (int i = 0; i < 30; ++i) stacks.push_back(pool.acquire(StackPool::kNoWorker));
+  const std::size_t span = stacks[0].size + kStackCanaryZone;
+  std::vector<std::size_t> runs{1};
+  for (std::size_t i = 1; i < stacks.size(); ++i) {
+    if (static_cast<char*>(stacks[i].base) == static_cast<char*>(stacks[i - 1].base) + span) {
+      ++runs.back();
+    } else {
+      runs.push_back(1);
+    }
+  }
+  EXPECT_EQ(runs, (std::vector<std::size_t>{2, 4, 8, 8, 8}));
+  for (const Stack& s : stacks) {
+    EXPECT_FALSE(s.guarded);
+    EXPECT_TRUE(stack_canary_intact(s));
+    pool.release(StackPool::kNoWorker, s);
+  }
+}
+
 TEST_F(StackPoolTest, test_stack_pool_canary_detects_a_write_in_the_canary_zone) {
   StackPool& pool = make_pool({.stack_size = 64 * 1024, .guard_pages = false});
   Stack s = pool.acquire(0);

@@ -162,6 +162,7 @@ StackPool::StackPool(StackPoolOptions options) : options_(options) {
                   : options_.guard_budget != 0 ? options_.guard_budget
                                                : auto_guard_budget();
   options_.slab_stacks = std::max<std::size_t>(options_.slab_stacks, 1);
+  options_.slab_stacks_max = std::max(options_.slab_stacks_max, options_.slab_stacks);
   refill_batch_ = std::max<std::size_t>(options_.cache_per_worker / 2, 1);
   caches_ = std::make_unique<WorkerCache[]>(options_.workers);
   cache_slots_ = std::make_unique<Stack[]>(options_.workers * options_.cache_per_worker);
@@ -327,15 +328,19 @@ Stack StackPool::map_lone_canary(std::size_t span) {
 }
 
 Stack StackPool::carve_from_slab() {
-  if (slabs_.empty() || slab_next_ == options_.slab_stacks) {
+  if (slabs_.empty() || slab_next_ == slabs_.back().stacks) {
+    // Twice the previous slab, within [slab_stacks, slab_stacks_max].
+    const std::size_t stacks = slabs_.empty()
+                                   ? options_.slab_stacks
+                                   : std::min(slabs_.back().stacks * 2, options_.slab_stacks_max);
     // One page for the first stack's canary, then the stacks back to back:
     // each canary zone sits in the top page of the stack below it.
-    const std::size_t length = page_ + options_.slab_stacks * default_span_;
+    const std::size_t length = page_ + stacks * default_span_;
     void* addr = map_stack_memory(length);
     if (addr == nullptr) throw std::bad_alloc();
     // With THP "always", one touched byte could commit a 2 MiB page.
     ::madvise(addr, length, MADV_NOHUGEPAGE);
-    slabs_.push_back(Slab{addr, length});
+    slabs_.push_back(Slab{addr, length, stacks});
     slab_next_ = 0;
   }
   char* base = static_cast<char*>(slabs_.back().addr) + page_ + slab_next_ * default_span_;
