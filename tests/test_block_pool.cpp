@@ -32,12 +32,14 @@ TEST(BlockPoolTest, test_block_pool_reuses_the_last_freed_block_of_its_class) {
     EXPECT_EQ(block_pool_cached(352), 0u);
     block_free(a, 352);
     EXPECT_EQ(block_pool_cached(352), 1u);
-    EXPECT_EQ(block_pool_cached(330), 1u) << "one class: 321..384 bytes";
-    void* b = block_allocate(330);  // same class
+    EXPECT_EQ(block_pool_cached(340), 1u) << "one class: 337..352 bytes";
+    EXPECT_EQ(block_pool_cached(336), 0u) << "the class below";
+    EXPECT_EQ(block_pool_cached(353), 0u) << "the class above";
+    void* b = block_allocate(340);  // same class
     EXPECT_EQ(b, a);
     EXPECT_EQ(block_pool_cached(352), 0u);
-    std::memset(b, 0x11, 330);  // unpoisoned again under ASan
-    block_free(b, 330);
+    std::memset(b, 0x11, 340);  // unpoisoned again under ASan
+    block_free(b, 340);
   });
 }
 

@@ -18,7 +18,8 @@ constexpr std::size_t class_of(std::size_t size) noexcept {
   return (size + kBlockPoolGranule - 1) / kBlockPoolGranule - (size == 0 ? 0 : 1);
 }
 constexpr std::size_t class_bytes(std::size_t c) noexcept { return (c + 1) * kBlockPoolGranule; }
-static_assert(class_of(1) == 0 && class_of(64) == 0 && class_of(65) == 1);
+static_assert(class_of(1) == 0 && class_of(kBlockPoolGranule) == 0 &&
+              class_of(kBlockPoolGranule + 1) == 1);
 static_assert(class_of(kBlockPoolMaxSize) == kClasses - 1);
 
 void poison(void* p, std::size_t n) noexcept {

@@ -7,9 +7,14 @@
 //
 // Design (the allocators' "thread cache": tcmalloc's per-thread free lists,
 // Go's per-P mcache; here, a bounded LIFO array per size class):
-//  - Sizes up to kBlockPoolMaxSize round up to a 64-byte class. Each thread
+//  - Sizes up to kBlockPoolMaxSize round up to a 16-byte class. Each thread
 //    keeps up to kBlockPoolCachePerClass free blocks of each class, owner-only:
-//    no atomic, no lock on either path.
+//    no atomic, no lock on either path. 16 bytes is malloc's own granule
+//    (glibc's chunks are 16-byte multiples with an 8-byte header): with
+//    64-byte classes a 368-byte control block took a 384-byte class and a
+//    400-byte chunk, with 16-byte ones a 368-byte class and a 384-byte chunk
+//    (kernel_idle_memory, docs/performance.md). The cost is the cache's size:
+//    64 classes x 64 slots x 8 bytes = 32 KiB per thread that frees a block.
 //  - A block may be freed on any thread (the last handle of a fiber can be
 //    dropped by a plain thread or another worker): it goes to the freeing
 //    thread's cache, or to ::operator delete when that class is full. The
@@ -28,7 +33,7 @@
 namespace weft::detail {
 
 // Block sizes the caches serve; larger ones go to ::operator new directly.
-inline constexpr std::size_t kBlockPoolGranule = 64;
+inline constexpr std::size_t kBlockPoolGranule = 16;
 inline constexpr std::size_t kBlockPoolMaxSize = 1024;
 // Free blocks kept per size class and thread.
 inline constexpr std::size_t kBlockPoolCachePerClass = 64;
