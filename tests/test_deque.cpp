@@ -9,6 +9,7 @@
 #include <memory>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace weft::detail {
@@ -313,6 +314,121 @@ TEST(DequeTest, test_deque_last_item_race_between_pop_and_steal) {
   owner_done.store(true, std::memory_order_release);
   thief.join();
   for (std::size_t i = 0; i < kN; ++i) ASSERT_EQ(taken[i].load(), 1) << "item " << i;
+}
+
+// trim() while thieves steal: the owner pushes bursts of 20,000 (the buffer
+// grows to 32,768 slots in the first), trims every 1,000 pushes (the
+// replaced buffers' pages go while thieves may still read them) and again
+// once it has popped the deque empty (the current buffer's pages go while a
+// thief may hold an index from before). Every item is taken exactly once.
+TEST(DequeTest, test_deque_trim_while_stealing_takes_each_item_once) {
+  constexpr std::size_t kBurst = 20'000, kRounds = 20, kN = kBurst * kRounds;
+  auto items = make_items(kN);
+  std::vector<std::atomic<std::uint8_t>> taken(kN);
+  ChaseLevDeque<Item> dq(2);
+  std::atomic<bool> owner_done{false};
+  std::atomic<int> bad_payloads{0};
+  auto take = [&](Item* it) {
+    if (it->payload != payload_of(it->id)) bad_payloads.fetch_add(1, std::memory_order_relaxed);
+    taken[it->id].fetch_add(1, std::memory_order_relaxed);
+  };
+  std::latch start(3);
+  std::vector<std::thread> thieves;
+  for (int t = 0; t < 2; ++t) {
+    thieves.emplace_back([&] {
+      start.arrive_and_wait();
+      for (;;) {
+        const bool done = owner_done.load(std::memory_order_acquire);
+        if (Item* it = dq.steal()) {
+          take(it);
+        } else if (done) {
+          break;
+        }
+      }
+    });
+  }
+  start.arrive_and_wait();
+  std::size_t given = 0;
+  for (std::size_t round = 0; round < kRounds; ++round) {
+    for (std::size_t i = round * kBurst; i < (round + 1) * kBurst; ++i) {
+      items[i].payload = payload_of(i);
+      dq.push(&items[i]);
+      if (i % 1000 == 999) given += dq.trim();
+    }
+    while (Item* it = dq.pop()) take(it);
+    given += dq.trim();
+  }
+  owner_done.store(true, std::memory_order_release);
+  for (auto& th : thieves) th.join();
+  EXPECT_GT(given, 0u) << "trim() gave nothing back: the test did not test it";
+  EXPECT_EQ(bad_payloads.load(), 0);
+  for (std::size_t i = 0; i < kN; ++i) ASSERT_EQ(taken[i].load(), 1) << "item " << i;
+}
+
+TEST(DequeTest, test_deque_trim_gives_back_replaced_and_large_empty_buffers_only) {
+  auto items = make_items(20'000);
+  ChaseLevDeque<Item> dq(2);
+  EXPECT_EQ(dq.trim(), 0u) << "nothing to give back yet";
+  for (auto& it : items) dq.push(&it);
+  ASSERT_EQ(dq.capacity(), 32768u);
+  ASSERT_EQ(dq.retired(), 14u);  // 2, 4, ..., 16384
+  // Non-empty: only the replaced buffers (the ones with a whole page).
+  const std::size_t replaced = dq.trim();
+  EXPECT_GE(replaced, 200u * 1024) << "2 + 4 + ... + 16384 slots are 256 KiB less 16 bytes";
+  EXPECT_LT(replaced, 256u * 1024) << "partial pages stay";
+  EXPECT_EQ(dq.trim(), 0u) << "each replaced buffer is given back once";
+  // The deque still holds every item, newest first.
+  for (std::size_t i = items.size(); i-- > 10'000;) ASSERT_EQ(dq.pop(), &items[i]);
+  EXPECT_EQ(dq.trim(), 0u) << "the current buffer keeps its pages while it holds items";
+  for (std::size_t i = 10'000; i-- > 0;) ASSERT_EQ(dq.pop(), &items[i]);
+  // Empty, and 256 KiB: its whole pages go, its capacity stays.
+  EXPECT_GE(dq.trim(), 248u * 1024);
+  EXPECT_EQ(dq.capacity(), 32768u);
+  // Pushes fault the pages back in: the items come back right.
+  for (auto& it : items) dq.push(&it);
+  for (std::size_t i = 0; i < 5; ++i) ASSERT_EQ(dq.steal(), &items[i]);
+  for (std::size_t i = items.size(); i-- > 5;) ASSERT_EQ(dq.pop(), &items[i]);
+  EXPECT_EQ(dq.pop(), nullptr);
+  // A small empty buffer keeps its pages.
+  ChaseLevDeque<Item> small(1024);
+  small.push(&items[0]);
+  ASSERT_EQ(small.pop(), &items[0]);
+  EXPECT_EQ(small.trim(), 0u);
+}
+
+// The stale thief, forced: a thief loads the buffer, then (StaleThiefHooks)
+// the owner fills it up, grows it and trims the replaced buffer before the
+// thief reads its slot. The slot reads as null: steal() must leave the item
+// in the deque (not take an index and return nothing), and the next steal
+// returns it from the new buffer.
+struct StaleThiefHooks {
+  static inline void (*at_steal)() = nullptr;
+  static void steal_loaded_buffer() noexcept {
+    if (auto f = std::exchange(at_steal, nullptr)) f();
+  }
+};
+
+TEST(DequeTest, test_deque_a_thief_on_a_trimmed_replaced_buffer_leaves_the_item) {
+  static auto items = make_items(8193);
+  static ChaseLevDeque<Item, StaleThiefHooks>* dq = nullptr;
+  ChaseLevDeque<Item, StaleThiefHooks> deque(4096);
+  dq = &deque;
+  for (std::size_t i = 0; i < 4096; ++i) dq->push(&items[i]);
+  // Top to 2048: the slot the thief reads is in a whole page of the buffer.
+  for (std::size_t i = 0; i < 2048; ++i) ASSERT_EQ(dq->steal(), &items[i]);
+  for (std::size_t i = 4096; i < 6144; ++i) dq->push(&items[i]);  // full again
+  static std::size_t given = 0;
+  StaleThiefHooks::at_steal = [] {
+    dq->push(&items[6144]);  // grows: the thief holds the replaced buffer
+    ASSERT_EQ(dq->retired(), 1u);
+    given = dq->trim();
+  };
+  EXPECT_EQ(dq->steal(), nullptr) << "read a trimmed slot";
+  EXPECT_GE(given, 16u * 1024) << "the replaced 32 KiB buffer's pages";
+  EXPECT_EQ(dq->size_approx(), 4097u) << "the stale thief took nothing";
+  for (std::size_t i = 2048; i <= 6144; ++i) ASSERT_EQ(dq->steal(), &items[i]) << i;
+  EXPECT_EQ(dq->steal(), nullptr);
+  dq = nullptr;
 }
 
 }  // namespace

@@ -305,6 +305,11 @@ void Worker::idle() {
   if (FiberControl* f = steal_any(false)) return found(f);
   if (FiberControl* f = steal_stranded()) return found(f);
   if (sched_.has_injected() || fire_timers() || has_stealable_work()) return;
+  // About to sleep: give back what a burst of forks left in our deques (the
+  // buffers growth replaced, the pages of a large empty one; ChaseLevDeque,
+  // "Giving memory back").
+  deque_.trim();
+  yielded_.trim();
   // Stop spinning, then re-check: a pusher that saw us spinning woke nobody.
   spinning_ = false;
   sched_.spinning_.fetch_sub(1, std::memory_order_seq_cst);
