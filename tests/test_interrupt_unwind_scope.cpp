@@ -47,6 +47,7 @@ WEFT_RUNTIME_TEST_SUITE(UnwindScopeTest);
 }
 
 TEST_P(UnwindScopeTest, test_unwind_scope_timeout_runs_the_task_finalizers_and_returns_nullopt) {
+  use_virtual_clock();  // the walk count below is exact
   EventLog log;
   Exit<void> e = run([&] {
     const FiberId me = this_fiber::id();
@@ -136,6 +137,7 @@ TEST_P(UnwindScopeTest, test_unwind_scope_declines_for_a_catch_all_that_swallows
 }
 
 TEST_P(UnwindScopeTest, test_unwind_scope_finalizer_that_waits_resumes_the_unwind) {
+  use_virtual_clock();  // the walk count below is exact
   EventLog log;
   Exit<void> e = run([&] {
     Deferred<void> release;
@@ -187,6 +189,7 @@ TEST_P(UnwindScopeTest, test_unwind_scope_caller_interrupt_during_the_task_is_th
 }
 
 TEST_P(UnwindScopeTest, test_unwind_scope_failing_finalizer_is_the_timeouts_failure) {
+  use_virtual_clock();  // the walk count below is exact
   Exit<void> e = run([] {
     (void)timeout(1ms, [] {
       OnExit fin([] { throw test::Boom("finalizer"); });

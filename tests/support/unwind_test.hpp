@@ -29,6 +29,20 @@ class UnwindTest : public ::testing::TestWithParam<unsigned> {
   auto run(F&& f) {
     return rt_->block_on(std::forward<F>(f));
   }
+  // use_virtual_clock() replaces the runtime by a deterministic one (same
+  // workers, on one thread, RuntimeOptions::deterministic): its clock jumps
+  // to a deadline only when every fiber is blocked, so a short timeout fires
+  // at a task that has parked, and is walked, never at one the OS stopped
+  // on its way to the wait (then the deadline is found at the wait's entry
+  // and thrown, not walked). For the tests that count walks exactly.
+  void use_virtual_clock() {
+    rt_.reset();
+    RuntimeOptions o;
+    o.workers = GetParam();
+    o.interrupt_unwind = true;
+    o.deterministic = true;
+    rt_ = std::make_unique<Runtime>(o);
+  }
   std::uint64_t unwound() const { return rt_->stats().interrupts_unwound; }
   std::uint64_t delivered() const { return rt_->stats().interrupts_delivered; }
   // walk_supported: the targets the walker reads (src/unwind/frame_rule.hpp).
