@@ -116,8 +116,8 @@ class ChaseLevDeque {
   std::size_t capacity() const noexcept;
   // trim() gives back the whole pages of the buffers growth replaced (each
   // once) and, when the deque is empty, of a current buffer of at least
-  // kTrimBytes (owner only; see "Giving memory back"). Returns the bytes it
-  // gave back.
+  // kTrimBytes, unless top and bottom are where they were the last time
+  // (owner only; see "Giving memory back"). Returns the bytes it gave back.
   std::size_t trim() noexcept;
   // retired() is how many replaced buffers are still allocated (owner; tests).
   std::size_t retired() const noexcept { return retired_.size(); }
@@ -178,6 +178,10 @@ class ChaseLevDeque {
   // retired_trimmed_ of them had their pages given back by trim(). Owner only.
   std::vector<std::unique_ptr<Buffer>> retired_;
   std::size_t retired_trimmed_ = 0;
+  // top_ and bottom_ when trim() last gave the current buffer's pages back
+  // (-1: never). Owner only.
+  std::int64_t trimmed_top_ = -1;
+  std::int64_t trimmed_bottom_ = -1;
 };
 
 template <class T, class Hooks>
@@ -269,7 +273,8 @@ T* ChaseLevDeque<T, Hooks>::steal() {
   if (t >= b) return nullptr;  // empty
   // Acquire (Lê et al. use consume): pairs with the release store in grow(),
   // so the copied slots of a new buffer are visible. An older buffer is fine
-  // too: it still holds slot t, and it stays allocated until ~ChaseLevDeque.
+  // too: it still holds slot t, and it stays allocated until ~ChaseLevDeque
+  // (but trim() may have given its pages back: the null check below).
   Buffer* buf = buffer_.load(std::memory_order_acquire);
   Hooks::steal_loaded_buffer();
   T* item = buf->get(t);
@@ -371,10 +376,15 @@ std::size_t ChaseLevDeque<T, Hooks>::trim() noexcept {
   // pages are zeroed.
   const std::int64_t b = bottom_.load(std::memory_order_relaxed);
   const Buffer* buf = buffer_.load(std::memory_order_relaxed);
-  if (static_cast<std::size_t>(buf->capacity) * sizeof(T*) >= kTrimBytes &&
-      top_.load(std::memory_order_acquire) >= b) {
-    given += give_back(*buf);
-  }
+  if (static_cast<std::size_t>(buf->capacity) * sizeof(T*) < kTrimBytes) return given;
+  const std::int64_t t = top_.load(std::memory_order_acquire);
+  // Not again while nothing moved since the last time (a worker that sleeps
+  // often would pay a system call per sleep): pushes that pops took back
+  // may have touched pages again, which stay until the deque next moves.
+  if (t < b || (t == trimmed_top_ && b == trimmed_bottom_)) return given;
+  given += give_back(*buf);
+  trimmed_top_ = t;
+  trimmed_bottom_ = b;
   return given;
 }
 
