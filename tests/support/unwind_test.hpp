@@ -15,12 +15,7 @@ namespace weft::test {
 
 class UnwindTest : public ::testing::TestWithParam<unsigned> {
  protected:
-  void SetUp() override {
-    RuntimeOptions o;
-    o.workers = GetParam();
-    o.interrupt_unwind = true;
-    rt_ = std::make_unique<Runtime>(o);
-  }
+  void SetUp() override { start(/*deterministic=*/false); }
   void TearDown() override {
     EXPECT_EQ(rt_->stats().unfinished_roots, 0u) << rt_->dump();
     rt_.reset();
@@ -35,12 +30,14 @@ class UnwindTest : public ::testing::TestWithParam<unsigned> {
   // at a task that has parked, and is walked, never at one the OS stopped
   // on its way to the wait (then the deadline is found at the wait's entry
   // and thrown, not walked). For the tests that count walks exactly.
-  void use_virtual_clock() {
+  void use_virtual_clock() { start(/*deterministic=*/true); }
+  // start() (re)creates the runtime: GetParam() workers, interrupt_unwind on.
+  void start(bool deterministic) {
     rt_.reset();
     RuntimeOptions o;
     o.workers = GetParam();
     o.interrupt_unwind = true;
-    o.deterministic = true;
+    o.deterministic = deterministic;
     rt_ = std::make_unique<Runtime>(o);
   }
   std::uint64_t unwound() const { return rt_->stats().interrupts_unwound; }
